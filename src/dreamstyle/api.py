@@ -1,0 +1,224 @@
+"""The public Python API. The CLI is a thin layer over these functions."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import __version__
+from .backbones import DEFAULT_BACKBONE, Backbone, get_spec
+from .errors import UserError
+from .images import check_output_path, load_image, resize_long_side, save_image, to_image, to_tensor
+from .objectives import ContentLoss, Objective, StyleLoss, TVLoss
+from .optimize import OPTIMIZERS, optimize_image, pyramid_sizes, split_iterations
+from .progress import Progress
+from .runtime import check_precision, resolve_device
+
+ImageLike = Union[str, os.PathLike, Image.Image]
+TapWeights = Union[dict[str, float], Sequence[str], str, None]
+
+# Loss weights for dreamstyle's normalized losses; a backbone may override them in its spec.
+DEFAULTS = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 1.0, "iterations": 300}
+INITS = ("content", "noise", "style")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``image`` is the best result so far and ``path`` where it was saved (if any)."""
+
+    def __init__(self, image: Image.Image, path: Path | None, step: int, total: int) -> None:
+        super().__init__(f"interrupted at step {step} of {total}")
+        self.image, self.path, self.step, self.total = image, path, step, total
+
+
+def parse_taps(spec: TapWeights, default: dict[str, float], what: str) -> dict[str, float]:
+    """``['relu1_1:0.5', 'relu2_1']``, ``'relu1_1:0.5,relu2_1'`` or a dict -> ``{tap: weight}``."""
+    if spec is None or spec == [] or spec == "":
+        return dict(default)
+    if isinstance(spec, dict):
+        items = list(spec.items())
+    else:
+        parts = spec.split(",") if isinstance(spec, str) else [p for s in spec for p in str(s).split(",")]
+        items = []
+        for part in filter(None, (p.strip() for p in parts)):
+            name, _, weight = part.partition(":")
+            try:
+                items.append((name, float(weight) if weight else 1.0))
+            except ValueError:
+                raise UserError(f"bad {what} entry '{part}': the weight after ':' must be a number, "
+                                f"as in relu3_1:0.5") from None
+    for name, weight in items:
+        check_weight(f"{what} weight of {name}", weight)
+    return dict(items)
+
+
+def check_weight(what: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or value != value or value < 0:
+        raise UserError(f"{what} must be a number >= 0, got {value}")
+    return float(value)
+
+
+def _as_image(image: ImageLike, what: str) -> tuple[Image.Image, str]:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB"), f"<{what} image>"
+    return load_image(image), str(image)
+
+
+def _resized(img: Image.Image, size: int, device: torch.device) -> torch.Tensor:
+    return to_tensor(resize_long_side(img, size)).to(device)
+
+
+def stylize(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    *,
+    output: str | os.PathLike | None = None,
+    model: str = DEFAULT_BACKBONE,
+    weights: str | os.PathLike | None = None,
+    size: int = 512,
+    style_blend: Sequence[float] | None = None,
+    content_weight: float | None = None,
+    style_weight: float | None = None,
+    tv_weight: float | None = None,
+    style_layers: TapWeights = None,
+    content_layers: TapWeights = None,
+    optimizer: str = "lbfgs",
+    iterations: int | None = None,
+    lr: float | None = None,
+    init: str = "content",
+    seed: int = 0,
+    pyramid: bool = True,
+    style_scale: float = 1.0,
+    device: str = "auto",
+    precision: str = "fp32",
+    save_every: int = 0,
+    progress: bool = True,
+) -> Image.Image:
+    """Gatys et al. style transfer: an image with ``content``'s layout and the style images' textures.
+
+    Returns the result as a PIL image (its ``info['dreamstyle']`` holds the parameters) and, if
+    ``output`` is given, writes it there atomically with the parameters embedded. On Ctrl-C it
+    saves the best image so far to ``output`` and raises :class:`Interrupted`.
+    """
+    started = time.perf_counter()
+    # --- check everything before any slow work
+    spec = get_spec(model)
+    if not isinstance(size, int) or size <= 0:
+        raise UserError(f"--size must be a positive number of pixels, got {size}")
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer '{optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
+    check_precision(precision)
+    knobs = {**DEFAULTS, **spec.defaults}
+    content_weight = check_weight("--content-weight", knobs["content_weight"] if content_weight is None else content_weight)
+    style_weight = check_weight("--style-weight", knobs["style_weight"] if style_weight is None else style_weight)
+    tv_weight = check_weight("--tv-weight", knobs["tv_weight"] if tv_weight is None else tv_weight)
+    iterations = int(knobs["iterations"] if iterations is None else iterations)
+    if iterations < 1:
+        raise UserError(f"--iterations must be at least 1, got {iterations}")
+    if style_scale <= 0:
+        raise UserError(f"--style-scale must be > 0, got {style_scale}")
+    if save_every < 0:
+        raise UserError(f"--save-every must be >= 0, got {save_every}")
+    out_path = check_output_path(output) if output is not None else None
+    if save_every and out_path is None:
+        raise UserError("--save-every needs an output path to name the intermediate images after")
+    style_list = [styles] if isinstance(styles, (str, os.PathLike, Image.Image)) else list(styles)
+    if not style_list:
+        raise UserError("give at least one style image")
+    blend = [1.0] * len(style_list) if style_blend is None else [float(b) for b in style_blend]
+    if len(blend) != len(style_list):
+        raise UserError(f"--style-weights has {len(blend)} values for {len(style_list)} style images; "
+                        "give one per style image")
+    for b in blend:
+        check_weight("each --style-weights value", b)
+    if sum(blend) <= 0:
+        raise UserError("--style-weights must not all be 0")
+    style_taps = parse_taps(style_layers, spec.style_taps, "--style-layers")
+    content_taps = parse_taps(content_layers, spec.content_taps, "--content-layers")
+    init_file = None
+    if init not in INITS:
+        if not Path(init).exists():
+            raise UserError(f"--init must be one of {', '.join(INITS)} or an image file; '{init}' is neither")
+        init_file = load_image(init)
+    content_img, content_name = _as_image(content, "content")
+    style_imgs = [_as_image(s, "style") for s in style_list]
+    dev = resolve_device(device)
+    backbone = Backbone(model, weights, dev, precision)
+    extractor = backbone.extractor([*style_taps, *content_taps])  # also validates tap names
+
+    params = {
+        "dreamstyle": __version__, "command": "stylize", "content": content_name,
+        "styles": [name for _, name in style_imgs], "style_blend": blend, "model": model,
+        "weights": None if weights is None else str(weights), "size": size, "content_weight": content_weight,
+        "style_weight": style_weight, "tv_weight": tv_weight, "style_layers": style_taps,
+        "content_layers": content_taps, "optimizer": optimizer, "iterations": iterations, "lr": lr,
+        "init": init, "seed": seed, "pyramid": pyramid, "style_scale": style_scale, "precision": precision,
+    }
+
+    # --- coarse to fine
+    torch.manual_seed(seed)
+    sizes = pyramid_sizes(size) if pyramid else [size]
+    steps = split_iterations(iterations, sizes)
+    bar = Progress(sum(steps), enabled=progress)
+    current: torch.Tensor | None = None
+    done = 0
+    for level, (level_size, level_steps) in enumerate(zip(sizes, steps)):
+        content_t = _resized(content_img, level_size, dev)
+        h, w = content_t.shape[-2:]
+        with torch.no_grad():
+            content_feats = extractor(content_t)
+            style_feats = [extractor(_resized(img, max(1, round(level_size * style_scale)), dev))
+                           for img, _ in style_imgs]
+        objective = Objective([
+            (ContentLoss(content_taps, content_feats), content_weight),
+            (StyleLoss(style_taps, style_feats, blend), style_weight),
+            (TVLoss(), tv_weight),
+        ])
+        if current is None:
+            current = _initial_image(init, init_file, content_t, style_imgs[0][0], dev)
+        else:
+            current = F.interpolate(current, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+        def loss_fn(x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            return objective(extractor(x), x)
+
+        def on_step(step: int, loss: float, parts: dict[str, float], image: torch.Tensor) -> None:
+            bar.update(f"{w}x{h}", loss, parts)
+            if save_every and (done + step) % save_every == 0:
+                save_image(to_image(image), _numbered(out_path, done + step), params)
+
+        result = optimize_image(current, loss_fn, level_steps, optimizer, lr, on_step)
+        current, done = result.image, done + result.iterations
+        if result.interrupted:
+            bar.close()
+            image = to_image(current)
+            params.update(interrupted_at=done, seconds=round(time.perf_counter() - started, 2))
+            path = save_image(image, out_path, params) if out_path else None
+            raise Interrupted(image, path, done, sum(steps))
+    bar.close()
+    params.update(final_loss=result.loss, seconds=round(time.perf_counter() - started, 2))
+    image = to_image(current)
+    image.info["dreamstyle"] = params
+    if out_path is not None:
+        save_image(image, out_path, params)
+    return image
+
+
+def _initial_image(init: str, init_file: Image.Image | None, content: torch.Tensor, style: Image.Image,
+                   device: torch.device) -> torch.Tensor:
+    h, w = content.shape[-2:]
+    if init == "content":
+        return content.clone()
+    if init == "noise":
+        return torch.rand(content.shape, device=device)
+    source = style if init == "style" else init_file
+    return to_tensor(source.resize((w, h), Image.LANCZOS)).to(device)
+
+
+def _numbered(path: Path, step: int) -> Path:
+    return path.with_name(f"{path.stem}.{step:05d}{path.suffix}")

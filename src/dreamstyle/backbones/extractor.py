@@ -1,0 +1,67 @@
+"""A loaded network and the multi-tap extractor that runs it once for every objective."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from ..runtime import autocast
+from .registry import DEFAULT_BACKBONE, get_spec
+from .spec import Tap, list_taps, resolve_taps, trace
+from .weights import load_model
+
+
+class FeatureExtractor(nn.Module):
+    """RGB image in [0, 1] -> {tap name: fp32 feature map}.
+
+    The traced graph keeps only what the requested taps depend on, so the network runs
+    only as deep as the deepest tap. The forward pass runs under autocast when
+    ``precision`` is bf16/fp16; the features come back in fp32 for Gram matrices and losses.
+    """
+
+    def __init__(self, model: nn.Module, mean, std, taps: list[Tap], precision: str = "fp32") -> None:
+        super().__init__()
+        self.taps = taps
+        self.graph = trace(model, dict.fromkeys(t.node for t in taps))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.precision = precision
+        self.requires_grad_(False)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = (image - self.mean) / self.std
+        if self.precision != "fp32":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(x.device, self.precision):
+            feats = self.graph(x)
+        return {t.name: feats[t.node].float() for t in self.taps}
+
+
+class Backbone:
+    """A registry entry with its weights loaded, on a device, ready to hand out extractors."""
+
+    def __init__(self, name: str = DEFAULT_BACKBONE, weights: str | os.PathLike | None = None,
+                 device: torch.device | str = "cpu", precision: str = "fp32") -> None:
+        self.spec = get_spec(name)
+        self.device = torch.device(device)
+        self.precision = precision
+        self.model = load_model(self.spec, weights).to(self.device)
+        if precision != "fp32":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def taps(self) -> tuple[Tap, ...]:
+        return list_taps(self.spec)
+
+    def resolve(self, names) -> list[Tap]:
+        return resolve_taps(self.spec, list(names))
+
+    def extractor(self, names) -> FeatureExtractor:
+        """An extractor for the given tap names (duplicates are merged)."""
+        taps = self.resolve(dict.fromkeys(names))
+        return FeatureExtractor(self.model, self.spec.mean, self.spec.std, taps, self.precision).to(self.device)

@@ -1,0 +1,116 @@
+"""The table of backbones. Each entry says how to build, preprocess and load a network, and its defaults.
+
+Default taps were chosen by looking at stylized results on the shared content/style pairs
+(see README, "Choosing networks"); loss weights are relative to dreamstyle's normalized losses.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torchvision.models as tvm
+
+from ..errors import UserError
+from . import lite0
+from .spec import BackboneSpec
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+
+
+def _vgg_aliases(cfg: list[int]) -> dict[str, str]:
+    """conv1_1, relu1_1, ..., pool5 for torchvision's VGG ``features`` indices."""
+    aliases, block, conv, index = {}, 1, 1, 0
+    for stage_convs in cfg:
+        for _ in range(stage_convs):
+            aliases[f"conv{block}_{conv}"] = f"features.{index}"
+            aliases[f"relu{block}_{conv}"] = f"features.{index + 1}"
+            index, conv = index + 2, conv + 1
+        aliases[f"pool{block}"] = f"features.{index}"
+        index, block, conv = index + 1, block + 1, 1
+    return aliases
+
+
+def _squeeze_aliases(layout: list[str]) -> dict[str, str]:
+    return {name: f"features.{i}" for i, name in enumerate(layout)}
+
+
+VGG_STYLE = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
+VGG_CONTENT = {"relu4_2": 1.0}
+
+SPECS: dict[str, BackboneSpec] = {}
+
+
+def register(spec: BackboneSpec) -> BackboneSpec:
+    SPECS[spec.name] = spec
+    return spec
+
+
+register(BackboneSpec(
+    name="efficientnet_lite0",
+    description="EfficientNet-Lite0, 4.7M params; ImageNet weights ship with dreamstyle (offline default)",
+    build=lite0.EfficientNetLite0, mean=HALF, std=HALF,
+    local_weights=lite0.pretrained_checkpoint_path, convert=lite0.convert_checkpoint, head=("fc.",),
+    style_taps={"stem": 1.0, "blocks.1": 1.0, "blocks.3": 1.0, "blocks.5": 1.0, "blocks.8": 1.0},
+    content_taps={"blocks.8": 1.0},
+))
+register(BackboneSpec(
+    name="vgg19", description="VGG-19, the network of Gatys et al. 2015 (torchvision weights)",
+    build=tvm.vgg19, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="vgg19", head=("classifier.",),
+    aliases=_vgg_aliases([2, 2, 4, 4, 4]), style_taps=VGG_STYLE, content_taps=VGG_CONTENT,
+))
+register(BackboneSpec(
+    name="vgg16", description="VGG-16 (torchvision weights)",
+    build=tvm.vgg16, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="vgg16", head=("classifier.",),
+    aliases=_vgg_aliases([2, 2, 3, 3, 3]), style_taps=VGG_STYLE, content_taps=VGG_CONTENT,
+))
+_SQ10 = ["conv1", "relu1", "pool1", "fire2", "fire3", "fire4", "pool4", "fire5", "fire6", "fire7", "fire8",
+         "pool8", "fire9"]
+_SQ11 = ["conv1", "relu1", "pool1", "fire2", "fire3", "pool3", "fire4", "fire5", "pool5", "fire6", "fire7",
+         "fire8", "fire9"]
+register(BackboneSpec(
+    name="squeezenet1_0", description="SqueezeNet 1.0, 1.2M params (torchvision weights)",
+    build=tvm.squeezenet1_0, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="squeezenet1_0",
+    head=("classifier.",), aliases=_squeeze_aliases(_SQ10),
+    style_taps={"relu1": 1.0, "fire2": 1.0, "fire3": 1.0, "fire5": 1.0, "fire7": 1.0},
+    content_taps={"fire7": 1.0},
+))
+register(BackboneSpec(
+    name="squeezenet1_1", description="SqueezeNet 1.1, 2.4x cheaper than 1.0 (torchvision weights)",
+    build=tvm.squeezenet1_1, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="squeezenet1_1",
+    head=("classifier.",), aliases=_squeeze_aliases(_SQ11),
+    style_taps={"relu1": 1.0, "fire2": 1.0, "fire4": 1.0, "fire6": 1.0, "fire8": 1.0},
+    content_taps={"fire7": 1.0},
+))
+register(BackboneSpec(
+    name="resnet50", description="ResNet-50 (torchvision weights)",
+    build=tvm.resnet50, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="resnet50", head=("fc.",),
+    style_taps={"relu": 1.0, "layer1": 1.0, "layer2": 1.0, "layer3": 1.0},
+    content_taps={"layer3": 1.0},
+))
+register(BackboneSpec(
+    name="inception_v3", description="Inception v3 (torchvision weights)",
+    build=partial(tvm.inception_v3, weights=None, aux_logits=True, init_weights=False, transform_input=False),
+    # transform_input=False plus (x - 0.5) / 0.5 is what torchvision's transform_input=True computes.
+    mean=HALF, std=HALF, torchvision_name="inception_v3", head=("fc.", "AuxLogits."), probe_size=299,
+    style_taps={"Conv2d_1a_3x3": 1.0, "Conv2d_2b_3x3": 1.0, "Conv2d_4a_3x3": 1.0, "Mixed_5b": 1.0,
+                "Mixed_6a": 1.0},
+    content_taps={"Mixed_6a": 1.0},
+))
+register(BackboneSpec(
+    name="mobilenet_v3_large", description="MobileNet v3 Large (torchvision weights)",
+    build=tvm.mobilenet_v3_large, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="mobilenet_v3_large",
+    head=("classifier.",),
+    style_taps={"features.0": 1.0, "features.2": 1.0, "features.4": 1.0, "features.7": 1.0, "features.11": 1.0},
+    content_taps={"features.7": 1.0},
+))
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+def get_spec(name: str) -> BackboneSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise UserError(f"unknown model '{name}'; choose one of: {', '.join(SPECS)}") from None

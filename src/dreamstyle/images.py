@@ -1,0 +1,206 @@
+"""Image I/O: robust loading, resizing, tensor conversion and atomic saving with embedded parameters."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import numbers
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from PIL.PngImagePlugin import PngInfo
+
+from .errors import UserError
+
+# Output extensions we allow, in the order shown to the user, and the Pillow format for each.
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                  ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+PARAMS_KEY = "dreamstyle"  # PNG text-chunk key; prefix of the EXIF ImageDescription elsewhere
+_DESCRIPTION = 0x010E  # EXIF/TIFF ImageDescription tag
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def _fail(msg: str) -> UserError:
+    """A UserError whose message is guaranteed to be one line."""
+    return UserError(" ".join(msg.split()))
+
+
+def _reason(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def _open_loaded(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode an image file, turning every failure into a UserError."""
+    p = Path(path)
+    if not p.exists():
+        raise _fail(f"cannot read '{p}': file not found; check the path")
+    if p.is_dir():
+        raise _fail(f"cannot read '{p}': it is a folder, not an image; give the path of an image file")
+    limit = Image.MAX_IMAGE_PIXELS  # read now, so a changed limit applies
+    too_big = (f"cannot read '{p}': the image has more than {limit} pixels (Pillow's decompression-bomb "
+               f"limit); downscale it first")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w <= 0 or h <= 0:
+                    raise _fail(f"cannot read '{p}': the image is empty ({w}x{h} pixels); "
+                                "use a non-empty image")
+                if limit is not None and w * h > limit:
+                    raise _fail(too_big)
+                im.load()
+                return im
+    except UserError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _fail(too_big) from None
+    except PermissionError:
+        raise _fail(f"cannot read '{p}': permission denied; check the file's permissions") from None
+    except Exception as e:  # decoders raise many types (OSError, SyntaxError, ValueError, struct.error, ...)
+        raise _fail(f"cannot read '{p}': not a valid image, or the file is truncated or corrupt "
+                    f"({_reason(e)}); use an intact PNG, JPEG, WebP, TIFF or BMP file") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is composited on white."""
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        a = np.nan_to_num(np.asarray(im, dtype=np.float64))
+        if im.mode == "F":
+            scale = 255.0 if a.max() <= 1.0 else 1.0  # float data is either 0..1 or 0..255
+        else:  # 16-bit data (I;16*, or mode I with values above 255) is scaled from 0..65535
+            scale = 1 / 257 if im.mode != "I" or a.max() > 255 else 1.0
+        im = Image.fromarray(np.clip(np.rint(a * scale), 0, 255).astype(np.uint8))
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
+    return im.convert("RGB")
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Load an image file as an upright, fully loaded RGB image; raise UserError on bad input."""
+    im = _open_loaded(path)
+    try:
+        return _to_rgb(ImageOps.exif_transpose(im))
+    except Exception as e:
+        raise _fail(f"cannot read '{path}': cannot convert its colour mode {im.mode} to RGB "
+                    f"({_reason(e)}); save it as an RGB PNG or JPEG first") from None
+
+
+def resize_long_side(img: Image.Image, size: int) -> Image.Image:
+    """Resize with LANCZOS so the long side is `size`, keeping the aspect ratio (each side >= 1)."""
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise _fail(f"invalid image size {size!r}; use a positive whole number of pixels")
+    size = int(size)
+    w, h = img.size
+    new = (size, max(1, round(h * size / w))) if w >= h else (max(1, round(w * size / h)), size)
+    return img.resize(new, Image.Resampling.LANCZOS)
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """Convert an image to a (1, 3, H, W) float32 tensor in [0, 1]."""
+    a = np.array(img.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_image(t: torch.Tensor) -> Image.Image:
+    """Convert a (1, 3, H, W) or (3, H, W) tensor (any dtype/device) to an RGB image; clamps and rounds."""
+    t = t.detach().to("cpu", torch.float32)
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise ValueError(f"expected a (1, 3, H, W) or (3, H, W) tensor, got shape {tuple(t.shape)}")
+    a = torch.nan_to_num(t).clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0)
+    return Image.fromarray(a.contiguous().numpy())
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Check that an image can be written at `path` (extension, folder); call this before a long run."""
+    p = Path(path)
+    Image.init()
+    usable = [ext for ext, fmt in OUTPUT_FORMATS.items() if fmt in Image.SAVE]
+    if p.is_dir():
+        raise _fail(f"cannot write '{p}': it is a folder; give a file name such as '{p / 'out.png'}'")
+    if p.suffix.lower() not in usable:
+        ext = p.suffix or "(none)"
+        raise _fail(f"cannot write '{p}': unsupported extension '{ext}'; use one of {', '.join(usable)}")
+    parent = p.parent
+    if not parent.is_dir():
+        raise _fail(f"output folder '{parent}' does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _fail(f"cannot write to output folder '{parent}': permission denied; choose another folder")
+    return p
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, params: dict | None = None) -> Path:
+    """Save atomically (temp file, fsync, os.replace), embedding `params` as JSON where the format allows."""
+    p = check_output_path(path)
+    fmt = OUTPUT_FORMATS[p.suffix.lower()]
+    options: dict = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if params is not None:
+        text = json.dumps(params, sort_keys=True)
+        if fmt == "PNG":
+            info = PngInfo()
+            info.add_text(PARAMS_KEY, text)
+            options["pnginfo"] = info
+        elif fmt in ("JPEG", "WEBP", "TIFF"):
+            exif = Image.Exif()
+            exif[_DESCRIPTION] = f"{PARAMS_KEY}:{text}"
+            options["exif"] = exif
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt, **options)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, p)
+        tmp = None
+    except (OSError, ValueError) as e:
+        raise _fail(f"cannot write '{p}': {_reason(e)}; check free disk space and permissions") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return p
+
+
+def read_params(path: str | os.PathLike) -> dict:
+    """Read the parameters that save_image embedded; raise UserError if there are none."""
+    im = _open_loaded(path)
+    text = im.info.get(PARAMS_KEY)
+    if text is None:
+        with contextlib.suppress(Exception):
+            desc = im.getexif().get(_DESCRIPTION)
+            if isinstance(desc, bytes):
+                desc = desc.decode("utf-8", "replace")
+            if isinstance(desc, str) and desc.startswith(PARAMS_KEY + ":"):
+                text = desc[len(PARAMS_KEY) + 1:]
+    if text is None:
+        raise _fail(f"'{path}' has no dreamstyle parameters; give an image saved by dreamstyle")
+    try:
+        params = json.loads(text)
+    except ValueError:
+        params = None
+    if not isinstance(params, dict):
+        raise _fail(f"'{path}' has damaged dreamstyle parameters; re-create the image with dreamstyle")
+    return params

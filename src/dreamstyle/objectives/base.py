@@ -1,0 +1,43 @@
+"""The shape every objective term has, and their weighted sum."""
+
+from __future__ import annotations
+
+import torch
+
+EPS = 1e-8
+
+
+def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error divided by the target's mean square: scale-free, about 1 for a bad guess."""
+    return (x - target).pow(2).mean() / (target.pow(2).mean() + EPS)
+
+
+class Term:
+    """A loss term. ``taps`` maps the tap names it reads to their weights (empty if it reads pixels)."""
+
+    name: str = "term"
+    taps: dict[str, float] = {}
+
+    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Objective:
+    """A weighted sum of terms; returns the total and each weighted part, for progress and logs."""
+
+    def __init__(self, terms: list[tuple[Term, float]]) -> None:
+        self.terms = [(t, w) for t, w in terms if w > 0]
+
+    @property
+    def taps(self) -> list[str]:
+        """Every tap any term reads, in first-seen order (so the network runs once for all)."""
+        return list(dict.fromkeys(tap for term, _ in self.terms for tap in term.taps))
+
+    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        total = image.new_zeros(())
+        parts = {}
+        for term, weight in self.terms:
+            value = weight * term(feats, image)
+            parts[term.name] = float(value.detach())
+            total = total + value
+        return total, parts

@@ -1,0 +1,18 @@
+"""Content loss: feature maps of the output against those of the content image (Gatys et al. 2015)."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Term, relative_mse
+
+
+class ContentLoss(Term):
+    name = "content"
+
+    def __init__(self, taps: dict[str, float], target_feats: dict[str, torch.Tensor]) -> None:
+        self.taps = dict(taps)
+        self.targets = {t: target_feats[t].detach() for t in self.taps}
+
+    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        return sum(w * relative_mse(feats[t], self.targets[t]) for t, w in self.taps.items())

@@ -1,0 +1,75 @@
+"""The pixel-optimization loop. It knows nothing about style: it minimizes a callable of the image."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..errors import RunError, UserError
+
+LossFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+StepCallback = Callable[[int, float, dict[str, float], torch.Tensor], None]
+OPTIMIZERS = ("lbfgs", "adam")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+
+@dataclass
+class Result:
+    image: torch.Tensor  # the best image seen (lowest loss), clamped to [0, 1]
+    loss: float
+    iterations: int  # steps taken
+    interrupted: bool = False
+    history: list[float] = field(default_factory=list)
+
+
+def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = None) -> torch.optim.Optimizer:
+    if name not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer '{name}'; choose one of: {', '.join(OPTIMIZERS)}")
+    lr = DEFAULT_LR[name] if lr is None else lr
+    if name == "lbfgs":
+        return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=50, tolerance_grad=-1,
+                                 tolerance_change=-1)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def optimize_image(init: torch.Tensor, loss_fn: LossFn, iterations: int, optimizer: str = "lbfgs",
+                   lr: float | None = None, on_step: StepCallback | None = None) -> Result:
+    """Minimize ``loss_fn`` over the pixels of ``init`` (1, 3, H, W in [0, 1]).
+
+    Keeps the lowest-loss image, stops with RunError on a NaN/Inf loss, and on Ctrl-C returns
+    what it has with ``interrupted=True`` instead of losing the work.
+    """
+    image = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    opt = make_optimizer(optimizer, [image], lr)
+    best = Result(init.detach().clamp(0, 1), math.inf, 0)
+    state: dict = {}
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss, parts = loss_fn(image)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise RunError(f"the loss became {value} at step {best.iterations + 1}; lower the learning "
+                           "rate or the loss weights, or try --precision fp32")
+        loss.backward()
+        if value < best.loss:
+            best.loss, best.image = value, image.detach().clamp(0, 1).clone()
+        state["value"], state["parts"] = value, parts
+        return loss
+
+    try:
+        for step in range(1, iterations + 1):
+            opt.step(closure)
+            if optimizer != "lbfgs":
+                with torch.no_grad():
+                    image.clamp_(0, 1)
+            best.iterations = step
+            best.history.append(state["value"])
+            if on_step is not None:
+                on_step(step, state["value"], state["parts"], image.detach())
+    except KeyboardInterrupt:
+        best.interrupted = True
+    return best

@@ -1,0 +1,22 @@
+"""Coarse-to-fine schedules: which sizes to optimize at, and how many steps each gets."""
+
+from __future__ import annotations
+
+import math
+
+
+def pyramid_sizes(size: int, start: int = 256, ratio: float = math.sqrt(2)) -> list[int]:
+    """Long-side sizes from about ``start`` up to ``size`` in steps of ``ratio``, ending exactly at ``size``."""
+    if size <= start:
+        return [size]
+    levels = math.ceil(math.log(size / start) / math.log(ratio))
+    return [round(size / ratio ** k) for k in range(levels, -1, -1)]
+
+
+def split_iterations(total: int, sizes: list[int]) -> list[int]:
+    """Split ``total`` steps across levels, more on the cheap small ones (weight ~ 1 / sqrt(pixels))."""
+    weights = [1 / s for s in sizes]
+    raw = [total * w / sum(weights) for w in weights]
+    steps = [max(1, int(r)) for r in raw]
+    steps[0] += total - sum(steps)  # rounding goes to the cheapest level
+    return steps
