@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from .backbones import DEFAULT_BACKBONE, Backbone, get_spec
 from .errors import UserError
 from .images import check_output_path, load_image, resize_long_side, save_image, to_image, to_tensor
 from .objectives import ContentLoss, Objective, StyleLoss, TVLoss
-from .optimize import OPTIMIZERS, optimize_image, pyramid_sizes, split_iterations
+from .optimize import make_optimizer, optimize_image, pyramid_sizes, split_iterations
 from .progress import Progress
 from .runtime import check_precision, resolve_device
 
@@ -110,8 +112,6 @@ def stylize(
     spec = get_spec(model)
     if not isinstance(size, int) or size <= 0:
         raise UserError(f"--size must be a positive number of pixels, got {size}")
-    if optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer '{optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
     check_precision(precision)
     knobs = {**DEFAULTS, **spec.defaults}
     content_weight = check_weight("--content-weight", knobs["content_weight"] if content_weight is None else content_weight)
@@ -120,8 +120,9 @@ def stylize(
     iterations = int(knobs["iterations"] if iterations is None else iterations)
     if iterations < 1:
         raise UserError(f"--iterations must be at least 1, got {iterations}")
-    if style_scale <= 0:
-        raise UserError(f"--style-scale must be > 0, got {style_scale}")
+    if not (math.isfinite(style_scale) and 0 < style_scale <= 8):
+        raise UserError(f"--style-scale must be a number in (0, 8], got {style_scale}")
+    make_optimizer(optimizer, [torch.zeros(1)], lr)  # checks the optimizer name and --lr
     if save_every < 0:
         raise UserError(f"--save-every must be >= 0, got {save_every}")
     out_path = check_output_path(output) if output is not None else None
@@ -162,7 +163,7 @@ def stylize(
 
     # --- coarse to fine
     torch.manual_seed(seed)
-    sizes = pyramid_sizes(size) if pyramid else [size]
+    sizes = (pyramid_sizes(size) if pyramid else [size])[-iterations:]  # at least one step per level
     steps = split_iterations(iterations, sizes)
     bar = Progress(sum(steps), enabled=progress)
     current: torch.Tensor | None = None
@@ -170,7 +171,7 @@ def stylize(
     for level, (level_size, level_steps) in enumerate(zip(sizes, steps)):
         content_t = _resized(content_img, level_size, dev)
         h, w = content_t.shape[-2:]
-        with torch.no_grad():
+        with torch.no_grad(), _too_small_is_user_error(model, level_size):
             content_feats = extractor(content_t)
             style_feats = [extractor(_resized(img, max(1, round(level_size * style_scale)), dev))
                            for img, _ in style_imgs]
@@ -207,6 +208,18 @@ def stylize(
     if out_path is not None:
         save_image(image, out_path, params)
     return image
+
+
+@contextlib.contextmanager
+def _too_small_is_user_error(model: str, size: int):
+    """Networks with pooling need a minimum input size; say so instead of showing torch's error."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "too small" not in str(exc) and "smaller than" not in str(exc) and "Kernel size" not in str(exc):
+            raise
+        raise UserError(f"an image of {size} px (long side) is too small for {model}; use a larger --size "
+                        "or --style-scale") from None
 
 
 def _initial_image(init: str, init_file: Image.Image | None, content: torch.Tensor, style: Image.Image,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -98,7 +99,7 @@ def list_taps(spec: BackboneSpec) -> tuple[Tap, ...]:
     for name, node in sorted(targets.items(), key=lambda kv: (order[kv[1]], -kv[0].count("."))):
         out = outs[node]
         if isinstance(out, torch.Tensor) and out.dim() == 4:
-            stride = max(1, round(spec.probe_size / out.shape[-1]))
+            stride = 2 ** max(0, round(math.log2(spec.probe_size / out.shape[-1])))
             taps.append(Tap(display(name), node, int(out.shape[1]), stride))
     return tuple(taps)
 

@@ -29,9 +29,8 @@ def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except ImportError:
         raise UserError("reading .safetensors needs the safetensors package; pip install safetensors") from None
     except Exception as exc:  # pickle, zip and format errors all mean the same thing to the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read weights file '{path}' ({first}); give a PyTorch state dict "
-                        "(.pth/.pt) or a .safetensors file") from None
+        raise UserError(f"cannot read weights file '{path}': it is not a PyTorch checkpoint that loads "
+                        f"safely ({type(exc).__name__}); give a state dict (.pth/.pt) or a .safetensors file") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -89,11 +88,11 @@ def load_model(spec: BackboneSpec, weights: str | os.PathLike | None = None) -> 
             f"{source} do not fit {spec.name}: {len(missing)} missing and {len(result.unexpected_keys)} "
             f"unexpected keys (e.g. '{example}'); pass weights saved from this architecture"
         )
-    # Parts a file may leave out (the classifier) still live on 'meta': give them zeros.
+    # Parts a file may leave out (the classifier) are still on 'meta': give those tensors zeros.
     for module in model.modules():
-        if any(t.is_meta for t in module.parameters(recurse=False)) or any(
-                t.is_meta for t in module.buffers(recurse=False)):
-            module.to_empty(device="cpu", recurse=False)
-            for t in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
-                t.data.zero_()
+        for group in (module._parameters, module._buffers):
+            for key, tensor in group.items():
+                if tensor is not None and tensor.is_meta:
+                    zeros = torch.zeros(tensor.shape, dtype=tensor.dtype)
+                    group[key] = nn.Parameter(zeros, requires_grad=False) if group is module._parameters else zeros
     return prepare(model)

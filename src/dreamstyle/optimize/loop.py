@@ -29,6 +29,8 @@ def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = Non
     if name not in OPTIMIZERS:
         raise UserError(f"unknown optimizer '{name}'; choose one of: {', '.join(OPTIMIZERS)}")
     lr = DEFAULT_LR[name] if lr is None else lr
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise UserError(f"--lr must be a number > 0, got {lr}")
     if name == "lbfgs":
         return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=50, tolerance_grad=-1,
                                  tolerance_change=-1)
@@ -52,8 +54,8 @@ def optimize_image(init: torch.Tensor, loss_fn: LossFn, iterations: int, optimiz
         loss, parts = loss_fn(image)
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise RunError(f"the loss became {value} at step {best.iterations + 1}; lower the learning "
-                           "rate or the loss weights, or try --precision fp32")
+            raise RunError(f"the loss became {value} at step {best.iterations + 1}; lower --lr or the loss "
+                           "weights (with --precision bf16/fp16, also try fp32)")
         loss.backward()
         if value < best.loss:
             best.loss, best.image = value, image.detach().clamp(0, 1).clone()

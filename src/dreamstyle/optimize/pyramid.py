@@ -14,9 +14,16 @@ def pyramid_sizes(size: int, start: int = 256, ratio: float = math.sqrt(2)) -> l
 
 
 def split_iterations(total: int, sizes: list[int]) -> list[int]:
-    """Split ``total`` steps across levels, more on the cheap small ones (weight ~ 1 / sqrt(pixels))."""
+    """Split ``total`` steps across levels, more on the cheap small ones (weight ~ 1 / side).
+
+    Every level gets at least one step, so ``total`` must be at least ``len(sizes)``.
+    """
+    if total < len(sizes):
+        raise ValueError(f"{total} steps cannot cover {len(sizes)} levels")
     weights = [1 / s for s in sizes]
     raw = [total * w / sum(weights) for w in weights]
     steps = [max(1, int(r)) for r in raw]
+    while sum(steps) > total:  # the max(1, ...) floors took too many: take them back from the biggest share
+        steps[steps.index(max(steps))] -= 1
     steps[0] += total - sum(steps)  # rounding goes to the cheapest level
     return steps
