@@ -153,18 +153,22 @@ def collect(label: str, run_once, want: int, max_attempts: int, args, warnings: 
         r = run_once(n)
         r["attempt"] = n
         r["busy_cores_before"] = None if idle is None else round(idle, 2)
-        r["clean"] = (r.get("other_load_cores") or 0) < OTHER_LOAD_WARN
+        r["clean"] = not r.get("failed") and (r.get("other_load_cores") or 0) < OTHER_LOAD_WARN
         attempts.append(r)
         if not r["clean"] and sum(a["clean"] for a in attempts) < want:
-            log(f"  (other processes kept {r['other_load_cores']} cores busy during attempt {n}: "
-                + ("discarded, retrying)" if len(attempts) < max_attempts else "no attempts left)"))
+            why = r.get("failed") or f"other processes kept {r['other_load_cores']} cores busy during it"
+            log(f"  (attempt {n}: {why}: discarded, " + ("retrying)" if len(attempts) < max_attempts
+                                                         else "no attempts left)"))
     clean = [a for a in attempts if a["clean"]]
     used = clean[:want]
+    if not any(not a.get("failed") for a in attempts):
+        sys.exit(f"bench_stylize: every {label} attempt was killed from outside; no result")
     if len(used) < want:
-        rest = sorted((a for a in attempts if not a["clean"]), key=lambda a: a.get("other_load_cores") or 0)
+        rest = sorted((a for a in attempts if not a["clean"] and not a.get("failed")),
+                      key=lambda a: a.get("other_load_cores") or 0)
         used += rest[: want - len(used)]
         warnings.append(f"{label}: only {len(clean)} of {len(attempts)} attempts ran on a quiet machine; "
-                        f"the result includes {want - len(clean)} run(s) slowed by other processes "
+                        f"the result includes {len(used) - len(clean)} run(s) slowed by other processes "
                         f"(other load {', '.join(str(a.get('other_load_cores')) for a in used if not a['clean'])} "
                         f"cores of {os.cpu_count()}), so it overstates the time")
     for a in attempts:
@@ -179,11 +183,27 @@ def git_state() -> dict:
                                timeout=20)
         except (OSError, subprocess.SubprocessError):
             return None
-        return r.stdout.strip() if r.returncode == 0 else None
+        return r.stdout.rstrip("\n") if r.returncode == 0 else None  # keep the leading space of ' M path'
 
     status = git("status", "--porcelain")
     return {"commit": git("rev-parse", "HEAD"),
-            "modified": [line[3:] for line in status.splitlines()] if status else []}
+            "modified": [line[3:] for line in status.splitlines() if line.strip()] if status else []}
+
+
+def source_hash() -> str | None:
+    """A short hash of the installed dreamstyle sources, to see whether the code changed between runs."""
+    try:
+        import hashlib
+        import importlib.util
+
+        spec = importlib.util.find_spec("dreamstyle")
+        root = Path(spec.origin).parent
+        h = hashlib.sha256()
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+        return h.hexdigest()[:12]
+    except Exception:
+        return None
 
 
 # --------------------------------------------------------------------------- running things
@@ -205,6 +225,15 @@ def timed(cmd: list[str], stdout: Path, stderr: Path) -> dict:
         result["other_load_cores"] = round(max(0.0, (after[0] - before[0] - cpu) / wall), 2)
         result["steal_cores"] = round((after[1] - before[1]) / wall, 2)
     return result
+
+
+def killed(r: dict, n: int) -> bool:
+    """A run ended by a signal from outside (someone else's kill) is a failed attempt, to be retried."""
+    if r["rc"] >= 0:
+        return False
+    r["failed"] = f"killed by signal {-r['rc']} from outside after {r['wall_s']:.0f} s"
+    log(f"  attempt {n}: {r['failed']}")
+    return True
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -355,7 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         out_png = work / f"dreamstyle_{n}.png"
         out_png.unlink(missing_ok=True)
         cmd = [*ds_cmd_base, "stylize", images["content"], images["style"], "-o", str(out_png)]
+        code = source_hash()
         r = timed(cmd, work / f"dreamstyle_{n}.stdout", work / f"dreamstyle_{n}.stderr")
+        if killed(r, n):
+            return r
         if r["rc"] != 0 or not out_png.is_file():
             log(f"  attempt {n} FAILED (exit {r['rc']}); stderr tail:\n{tail(work / f'dreamstyle_{n}.stderr')}")
             sys.exit(1)
@@ -364,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         r["final_loss"] = params.get("final_loss") if params else None
         r["output_px"] = image_size(str(out_png))
         ds_settings[n] = settings_of(params)
+        r["source_hash"] = code if code == source_hash() else f"{code} (changed during the run)"
         log(f"  attempt {n}: {r['wall_s']:.1f} s wall (in-process {r['internal_seconds']} s), "
             f"{r['cpu_s']:.0f} CPU s, {r['max_rss_mib']:.0f} MiB, other load {r.get('other_load_cores')} cores")
         return r
@@ -371,11 +404,25 @@ def main(argv: list[str] | None = None) -> int:
     ds_runs = collect("dreamstyle", dreamstyle_once, runs, runs + args.retries, args, warnings)
     used_runs = [r for r in ds_runs if r["used"]]
     walls = [r["wall_s"] for r in used_runs]
-    settings = ds_settings[used_runs[0]["attempt"]]
-    changed = any(v != settings for v in ds_settings.values())
+    settings = ds_settings[used_runs[-1]["attempt"]]  # the latest: the code may have grown new parameters
+    changed_values, added_keys = set(), set()
+    known = [v for v in ds_settings.values() if v is not None]
+    for a in known:
+        for b in known:
+            added_keys |= set(b) - set(a)
+            changed_values |= {k for k in set(a) & set(b) if a[k] != b[k]}
+    changed = bool(changed_values)
     if changed:
-        warnings.append("dreamstyle's default settings changed between runs (someone edited the defaults "
-                        "during the benchmark); the settings of each attempt are in dreamstyle.settings_per_attempt")
+        warnings.append(f"dreamstyle's default settings changed between attempts ({', '.join(sorted(changed_values))}): "
+                        "someone edited the defaults during the benchmark; each attempt's settings are in "
+                        "dreamstyle.settings_per_attempt")
+    elif added_keys:
+        log(f"  note: new parameters appeared in the output's settings during the benchmark "
+            f"({', '.join(sorted(added_keys))}); the values of the others did not change")
+    hashes = {r.get("source_hash") for r in used_runs}
+    if len(hashes) > 1:
+        warnings.append(f"dreamstyle's source code changed between the timed runs (source hashes "
+                        f"{sorted(map(str, hashes))}); the runs may not time the same code")
     if settings is None:
         warnings.append("could not read the embedded parameters with `dreamstyle --show-params`")
     dreamstyle = {
@@ -383,9 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         "executable": ds_cmd_base, "runs_used": len(used_runs), "attempts": ds_runs,
         "median_s": round(statistics.median(walls), 2), "min_s": round(min(walls), 2),
         "default_settings": settings, "pyramid_schedule": pyramid_schedule(settings),
-        "settings_changed_between_runs": changed,
+        "settings_changed_between_attempts": sorted(changed_values),
+        "settings_keys_added_during_benchmark": sorted(added_keys),
     }
-    if changed:
+    if changed or added_keys:
         dreamstyle["settings_per_attempt"] = {str(k): v for k, v in ds_settings.items()}
     if settings:
         log("  defaults (from --show-params): " + ", ".join(
@@ -400,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, str(BENCH / "naive_gatys.py"), images["content"], images["style"], "-o",
                str(base_png), "--size", str(BASELINE_SIZE), "--iterations", str(base_iters)]
         r = timed(cmd, work / f"baseline_{n}.stdout", work / f"baseline_{n}.stderr")
+        if killed(r, n):
+            return r
         if r["rc"] != 0 or not base_png.is_file():
             log(f"  baseline FAILED (exit {r['rc']}); stderr tail:\n{tail(work / f'baseline_{n}.stderr')}")
             sys.exit(1)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -17,16 +18,18 @@ from . import __version__
 from .backbones import DEFAULT_BACKBONE, Backbone, get_spec
 from .errors import UserError
 from .images import check_output_path, load_image, resize_long_side, save_image, to_image, to_tensor
+from .color import PRESERVE_COLOR, combine_luminance, luminance_rgb, match_color, match_luminance
 from .objectives import ContentLoss, Objective, StyleLoss, TVLoss
+from .objectives.style import SMOOTHING, STYLE_LOSSES
 from .optimize import make_optimizer, optimize_image, pyramid_sizes, split_iterations
 from .progress import Progress
-from .runtime import check_precision, resolve_device
+from .runtime import check_precision, prepare_cpu, resolve_device, resolve_precision
 
 ImageLike = Union[str, os.PathLike, Image.Image]
 TapWeights = Union[dict[str, float], Sequence[str], str, None]
 
 # Loss weights for dreamstyle's normalized losses; a backbone may override them in its spec.
-DEFAULTS = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 1.0, "iterations": 300}
+DEFAULTS = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 1.0, "iterations": 200}
 INITS = ("content", "noise", "style")
 
 
@@ -89,15 +92,21 @@ def stylize(
     tv_weight: float | None = None,
     style_layers: TapWeights = None,
     content_layers: TapWeights = None,
+    style_loss: str = "gram",
+    smooth: str | None = None,
+    pooling: str = "max",
+    preserve_color: str = "none",
+    masks: Sequence[ImageLike] | None = None,
     optimizer: str = "lbfgs",
     iterations: int | None = None,
     lr: float | None = None,
+    ema: float = 0.0,
     init: str = "content",
     seed: int = 0,
     pyramid: bool = True,
     style_scale: float = 1.0,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     save_every: int = 0,
     progress: bool = True,
 ) -> Image.Image:
@@ -118,11 +127,17 @@ def stylize(
     style_weight = check_weight("--style-weight", knobs["style_weight"] if style_weight is None else style_weight)
     tv_weight = check_weight("--tv-weight", knobs["tv_weight"] if tv_weight is None else tv_weight)
     iterations = int(knobs["iterations"] if iterations is None else iterations)
+    smooth = knobs.get("smooth", "none") if smooth is None else smooth
+    _check_choice("--style-loss", style_loss, STYLE_LOSSES)
+    _check_choice("--smooth", smooth, SMOOTHING)
+    _check_choice("--preserve-color", preserve_color, PRESERVE_COLOR)
     if iterations < 1:
         raise UserError(f"--iterations must be at least 1, got {iterations}")
     if not (math.isfinite(style_scale) and 0 < style_scale <= 8):
         raise UserError(f"--style-scale must be a number in (0, 8], got {style_scale}")
     make_optimizer(optimizer, [torch.zeros(1)], lr)  # checks the optimizer name and --lr
+    if not 0 <= ema < 1:
+        raise UserError(f"--ema must be in [0, 1), got {ema}")
     if save_every < 0:
         raise UserError(f"--save-every must be >= 0, got {save_every}")
     out_path = check_output_path(output) if output is not None else None
@@ -148,8 +163,12 @@ def stylize(
         init_file = load_image(init)
     content_img, content_name = _as_image(content, "content")
     style_imgs = [_as_image(s, "style") for s in style_list]
+    mask_imgs = _load_masks(masks, content_img, len(style_list))
     dev = resolve_device(device)
-    backbone = Backbone(model, weights, dev, precision)
+    precision = resolve_precision(precision, dev)
+    if dev.type == "cpu":
+        prepare_cpu()
+    backbone = Backbone(model, weights, dev, precision, pooling)
     extractor = backbone.extractor([*style_taps, *content_taps])  # also validates tap names
 
     params = {
@@ -157,8 +176,10 @@ def stylize(
         "styles": [name for _, name in style_imgs], "style_blend": blend, "model": model,
         "weights": None if weights is None else str(weights), "size": size, "content_weight": content_weight,
         "style_weight": style_weight, "tv_weight": tv_weight, "style_layers": style_taps,
-        "content_layers": content_taps, "optimizer": optimizer, "iterations": iterations, "lr": lr,
-        "init": init, "seed": seed, "pyramid": pyramid, "style_scale": style_scale, "precision": precision,
+        "content_layers": content_taps, "style_loss": style_loss, "smooth": smooth, "pooling": pooling,
+        "preserve_color": preserve_color, "masks": None if masks is None else [str(m) for m in masks],
+        "optimizer": optimizer, "iterations": iterations, "lr": lr, "ema": ema, "init": init, "seed": seed,
+        "pyramid": pyramid, "style_scale": style_scale, "precision": precision,
     }
 
     # --- coarse to fine
@@ -168,22 +189,37 @@ def stylize(
     bar = Progress(sum(steps), enabled=progress)
     current: torch.Tensor | None = None
     done = 0
-    for level, (level_size, level_steps) in enumerate(zip(sizes, steps)):
+    for level_size, level_steps in zip(sizes, steps):
         content_t = _resized(content_img, level_size, dev)
         h, w = content_t.shape[-2:]
+        seen_content, style_ts = content_t, [_resized(img, max(1, round(level_size * style_scale)), dev)
+                                             for img, _ in style_imgs]
+        if preserve_color == "luminance":
+            seen_content = luminance_rgb(content_t)
+            style_ts = [match_luminance(s, content_t) for s in style_ts]
+        elif preserve_color == "match":
+            style_ts = [match_color(s, content_t) for s in style_ts]
         with torch.no_grad(), _too_small_is_user_error(model, level_size):
-            content_feats = extractor(content_t)
-            style_feats = [extractor(_resized(img, max(1, round(level_size * style_scale)), dev))
-                           for img, _ in style_imgs]
+            content_feats = extractor(seen_content)
+            style_feats = [extractor(s) for s in style_ts]
+        level_masks = None if mask_imgs is None else [_mask_tensor(m, w, h, dev) for m in mask_imgs]
         objective = Objective([
             (ContentLoss(content_taps, content_feats), content_weight),
-            (StyleLoss(style_taps, style_feats, blend), style_weight),
+            (StyleLoss(style_taps, style_feats, blend, style_loss, level_masks, smooth), style_weight),
             (TVLoss(), tv_weight),
         ])
         if current is None:
-            current = _initial_image(init, init_file, content_t, style_imgs[0][0], dev)
+            current = _initial_image(init, init_file, seen_content, style_ts[0], dev)
+            if preserve_color == "luminance":
+                current = luminance_rgb(current)
         else:
             current = F.interpolate(current, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+        def finish(x: torch.Tensor) -> Image.Image:
+            """What the user sees: in luminance mode, the result's luminance in the content's colours."""
+            if preserve_color == "luminance":
+                x = combine_luminance(x, content_t)
+            return to_image(x)
 
         def loss_fn(x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
             return objective(extractor(x), x)
@@ -191,23 +227,52 @@ def stylize(
         def on_step(step: int, loss: float, parts: dict[str, float], image: torch.Tensor) -> None:
             bar.update(f"{w}x{h}", loss, parts)
             if save_every and (done + step) % save_every == 0:
-                save_image(to_image(image), _numbered(out_path, done + step), params)
+                save_image(finish(image), _numbered(out_path, done + step), params)
 
-        result = optimize_image(current, loss_fn, level_steps, optimizer, lr, on_step)
+        result = optimize_image(current, loss_fn, level_steps, optimizer, lr, on_step, average=ema)
         current, done = result.image, done + result.iterations
         if result.interrupted:
             bar.close()
-            image = to_image(current)
+            image = finish(current)
             params.update(interrupted_at=done, seconds=round(time.perf_counter() - started, 2))
             path = save_image(image, out_path, params) if out_path else None
             raise Interrupted(image, path, done, sum(steps))
     bar.close()
     params.update(final_loss=result.loss, seconds=round(time.perf_counter() - started, 2))
-    image = to_image(current)
+    image = finish(current)
     image.info["dreamstyle"] = params
     if out_path is not None:
         save_image(image, out_path, params)
     return image
+
+
+def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise UserError(f"unknown {option} '{value}'; choose one of: {', '.join(choices)}")
+
+
+def _load_masks(masks: Sequence[ImageLike] | None, content: Image.Image, count: int) -> list[Image.Image] | None:
+    """One grayscale mask per style image, with the content's aspect ratio (white: that style goes here)."""
+    if masks is None or len(masks) == 0:
+        return None
+    if len(masks) != count:
+        raise UserError(f"--masks has {len(masks)} masks for {count} style images; give one mask per style, "
+                        "in the order of the styles")
+    loaded = []
+    cw, ch = content.size
+    for mask in masks:
+        img, name = _as_image(mask, "mask")
+        mw, mh = img.size
+        if abs(mw / mh - cw / ch) > 0.02 * (cw / ch):
+            raise UserError(f"mask '{name}' is {mw}x{mh} but the content is {cw}x{ch}; a mask must have the "
+                            "content's size (or at least its aspect ratio)")
+        loaded.append(img.convert("L"))
+    return loaded
+
+
+def _mask_tensor(mask: Image.Image, w: int, h: int, device: torch.device) -> torch.Tensor:
+    resized = mask.resize((w, h), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)[None, None].to(device)
 
 
 @contextlib.contextmanager

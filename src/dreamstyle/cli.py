@@ -38,8 +38,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="load the network's weights from this file (.pth/.safetensors), "
                                      "or 'random' for untrained weights")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="autocast precision of the network (losses stay fp32); bf16 is fast on AMX CPUs and GPUs")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast precision of the network (losses stay fp32); auto is bf16 on CUDA, "
+                        "else fp32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -62,9 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tv-weight", type=_number)
     s.add_argument("--style-layers", nargs="+", metavar="TAP[:W]", help="style taps, e.g. relu1_1 relu2_1:0.5")
     s.add_argument("--content-layers", nargs="+", metavar="TAP[:W]", help="content taps, e.g. relu4_2")
+    s.add_argument("--style-loss", default="gram", choices=["gram", "meancov", "meanstd"],
+                   help="style statistic: Gram matrices, mean+covariance (Wasserstein-2) or mean+std")
+    s.add_argument("--smooth", choices=["none", "softmax"],
+                   help="softmax over each tap's activations (SWAG) for peaky networks (default per network)")
+    s.add_argument("--pooling", default="max", choices=["max", "avg"], help="avg swaps max pooling for "
+                   "rescaled average pooling")
+    s.add_argument("--preserve-color", default="none", choices=["none", "luminance", "match"],
+                   help="keep the content's colours: transfer luminance only, or recolour the style first")
+    s.add_argument("--masks", nargs="+", metavar="MASK", help="one grayscale mask per style, over the content "
+                   "(white: that style goes here)")
     s.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
     s.add_argument("--iterations", type=_positive_int, help="optimizer steps in all (default per network)")
     s.add_argument("--lr", type=_number, help="step size (lbfgs 1.0, adam 0.02)")
+    s.add_argument("--ema", type=_number, default=0.0, metavar="DECAY",
+                   help="average the iterates with this decay, e.g. 0.9 (useful with adam)")
     s.add_argument("--init", default="content", help="content, noise, style or an image file")
     s.add_argument("--pyramid", default="on", choices=["on", "off"], help="coarse-to-fine from 256 px (on)")
     s.add_argument("--style-scale", type=_number, default=1.0, help="style features taken at S x the output size")
@@ -86,8 +99,9 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     stylize(args.content, args.styles, output=args.output, model=args.model or DEFAULT_BACKBONE,
             weights=args.weights, size=args.size, style_blend=args.style_weights,
             content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-            style_layers=args.style_layers, content_layers=args.content_layers, optimizer=args.optimizer,
-            iterations=args.iterations, lr=args.lr, init=args.init, seed=args.seed, pyramid=args.pyramid == "on",
+            style_layers=args.style_layers, content_layers=args.content_layers, style_loss=args.style_loss,
+            smooth=args.smooth, pooling=args.pooling, preserve_color=args.preserve_color, masks=args.masks,
+            optimizer=args.optimizer, iterations=args.iterations, lr=args.lr, ema=args.ema, init=args.init, seed=args.seed, pyramid=args.pyramid == "on",
             style_scale=args.style_scale, device=args.device, precision=args.precision,
             save_every=args.save_every, progress=not args.quiet)
     if not args.quiet:

@@ -32,6 +32,12 @@ def luminance_rgb(image: torch.Tensor) -> torch.Tensor:
     return rgb_to_yiq(image)[:, :1].expand(-1, 3, -1, -1).contiguous()
 
 
+def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Luminance-only style: the style's luminance, shifted and scaled to the content's mean and std."""
+    ys, yc = luminance_rgb(style), luminance_rgb(content)
+    return ((ys - ys.mean()) * (yc.std() / ys.std().clamp_min(1e-6)) + yc.mean()).clamp(0, 1)
+
+
 def combine_luminance(result: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """The result's luminance Y with the content's chroma I and Q, back in RGB, clamped to [0, 1]."""
     if content.shape[-2:] != result.shape[-2:]:

@@ -8,7 +8,7 @@ import torch
 
 from .errors import UserError
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {"auto": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -33,6 +33,23 @@ def check_precision(precision: str) -> torch.dtype | None:
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
     return PRECISIONS[precision]
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' is bf16 on CUDA GPUs that support it, else fp32.
+
+    On CPU, bf16 autocast was no faster for the default network on an AVX-512-BF16 machine
+    (see BENCHMARKS.md), so auto stays fp32 there; ask for bf16 explicitly to try it.
+    """
+    check_precision(precision)
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
+def prepare_cpu() -> None:
+    """Flush denormal floats to zero: long CPU runs otherwise slow down up to 40x as values shrink."""
+    torch.set_flush_denormal(True)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

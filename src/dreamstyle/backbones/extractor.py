@@ -6,8 +6,11 @@ import os
 
 import torch
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 
+from ..errors import UserError
 from ..runtime import autocast
+from .pooling import POOLINGS, use_avg_pooling
 from .registry import DEFAULT_BACKBONE, get_spec
 from .spec import Tap, list_taps, resolve_taps, trace
 from .weights import load_model
@@ -24,7 +27,8 @@ class FeatureExtractor(nn.Module):
     def __init__(self, model: nn.Module, mean, std, taps: list[Tap], precision: str = "fp32") -> None:
         super().__init__()
         self.taps = taps
-        self.graph = trace(model, dict.fromkeys(t.node for t in taps))
+        # Frozen eval-mode BatchNorm is an affine map: fold it into the conv before it (~15% faster).
+        self.graph = fuse(trace(model, dict.fromkeys(t.node for t in taps)), inplace=True, no_trace=True)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.precision = precision
@@ -43,11 +47,16 @@ class Backbone:
     """A registry entry with its weights loaded, on a device, ready to hand out extractors."""
 
     def __init__(self, name: str = DEFAULT_BACKBONE, weights: str | os.PathLike | None = None,
-                 device: torch.device | str = "cpu", precision: str = "fp32") -> None:
+                 device: torch.device | str = "cpu", precision: str = "fp32", pooling: str = "max") -> None:
         self.spec = get_spec(name)
+        if pooling not in POOLINGS:
+            raise UserError(f"unknown pooling '{pooling}'; choose one of: {', '.join(POOLINGS)}")
         self.device = torch.device(device)
         self.precision = precision
-        self.model = load_model(self.spec, weights).to(self.device)
+        self.model = load_model(self.spec, weights)
+        if pooling == "avg" and not use_avg_pooling(self.model):
+            raise UserError(f"--pooling avg needs a network with max pooling; {name} has none")
+        self.model = self.model.to(self.device)
         if precision != "fp32":
             self.model = self.model.to(memory_format=torch.channels_last)
 

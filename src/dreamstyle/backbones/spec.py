@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from ..errors import UserError
+from .pooling import ScaledAvgPool2d
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ def trace(model: nn.Module, nodes) -> nn.Module:
     """torchvision's feature extractor for ``nodes``: the graph is cut after the last one needed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's note that train and eval graphs differ
-        return create_feature_extractor(model, {n: n for n in nodes})
+        return create_feature_extractor(model, {n: n for n in nodes},
+                                        tracer_kwargs={"leaf_modules": [ScaledAvgPool2d]})
 
 
 @lru_cache(maxsize=None)

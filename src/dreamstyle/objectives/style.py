@@ -1,10 +1,21 @@
-"""Style loss: Gram matrices of the output against (blended) Gram matrices of the style images."""
+"""Style loss: statistics of the output's features against those of the style images.
+
+Three statistics (``--style-loss``): ``gram`` (Gatys et al. 2015), ``meancov`` (the Wasserstein-2
+distance between per-tap Gaussians, as in crowsonkb/style-transfer-pytorch) and ``meanstd``
+(per-channel mean and standard deviation). Several styles blend by a weighted mean of their
+statistics; with masks (Gatys et al. 2017 spatial control) each style instead matches only its
+own region of the output, through guided (mask-weighted) statistics.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from .base import Term, relative_mse
+from .base import EPS, Term, relative_mse
+
+STYLE_LOSSES = ("gram", "meancov", "meanstd")
+SMOOTHING = ("none", "softmax")
 
 
 def gram(feat: torch.Tensor) -> torch.Tensor:
@@ -14,19 +25,103 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
     return f @ f.transpose(1, 2) / (h * w)
 
 
+def smooth(feat: torch.Tensor, mode: str) -> torch.Tensor:
+    """SWAG (Wang, Li & Vasconcelos, CVPR 2021): a softmax over each tap's activations tames the peaky
+    activations of residual networks. Scaled by the element count so values stay near 1."""
+    if mode == "none":
+        return feat
+    flat = feat.flatten(1)
+    return (F.softmax(flat, dim=1) * flat.shape[1]).view_as(feat)
+
+
+def _moments(feat: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted mean (C) and second moment E[x x^T] (C, C) over positions; ``mask`` is (1, 1, H, W)."""
+    c = feat.shape[1]
+    f = feat.reshape(c, -1)
+    if mask is None:
+        weights = f.new_full((f.shape[1],), 1.0 / f.shape[1])
+    else:
+        m = mask.reshape(-1)
+        weights = m / (m.sum() + EPS)
+    mean = f @ weights
+    second = (f * weights) @ f.T
+    return mean, second
+
+
+def _statistic(kind: str, feat: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    mean, second = _moments(feat, mask)
+    if kind == "gram":
+        return {"gram": second}
+    cov = second - torch.outer(mean, mean)
+    if kind == "meanstd":
+        return {"mean": mean, "std": cov.diagonal().clamp_min(0).add(EPS).sqrt()}
+    return {"mean": mean, "cov": cov}
+
+
+def _blend(stats: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[str, torch.Tensor]:
+    total = sum(weights)
+    return {k: sum(w / total * s[k] for w, s in zip(weights, stats)) for k in stats[0]}
+
+
+def _sqrtm(matrix: torch.Tensor) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh(matrix)
+    return vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def _distance(kind: str, stat: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+              cache: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A scale-free distance: each is divided by the size of the target statistic."""
+    if kind == "gram":
+        return relative_mse(stat["gram"], target["gram"])
+    if kind == "meanstd":
+        err = (stat["mean"] - target["mean"]).pow(2).sum() + (stat["std"] - target["std"]).pow(2).sum()
+        return err / (target["mean"].pow(2).sum() + target["std"].pow(2).sum() + EPS)
+    # Wasserstein-2 between Gaussians: |m1 - m2|^2 + tr(C1 + C2 - 2 (C2^1/2 C1 C2^1/2)^1/2)
+    if "cov_sqrt" not in cache:
+        cache["cov_sqrt"] = _sqrtm(target["cov"])
+    root = cache["cov_sqrt"]
+    product = root @ stat["cov"] @ root
+    coupling = torch.linalg.eigvalsh((product + product.T) / 2).clamp_min(EPS).sqrt().sum()
+    w2 = (stat["mean"] - target["mean"]).pow(2).sum() + stat["cov"].trace() + target["cov"].trace() - 2 * coupling
+    return w2.clamp_min(0) / (target["mean"].pow(2).sum() + target["cov"].trace() + EPS)
+
+
 class StyleLoss(Term):
-    """Several style images blend by a weighted mean of their Gram matrices."""
+    """Matches the statistics (``kind``) of each tap to the blended statistics of the style images.
+
+    ``masks``: optional list, one (1, 1, H, W) tensor in [0, 1] per style over the output; then
+    each style is matched only inside its region (guided statistics), weighted by ``blend``.
+    """
 
     name = "style"
 
     def __init__(self, taps: dict[str, float], style_feats: list[dict[str, torch.Tensor]],
-                 blend: list[float] | None = None) -> None:
-        self.taps = dict(taps)
-        blend = blend or [1.0] * len(style_feats)
-        total = sum(blend)
-        self.targets = {
-            t: sum(b / total * gram(feats[t]).detach() for b, feats in zip(blend, style_feats)) for t in self.taps
-        }
+                 blend: list[float] | None = None, kind: str = "gram",
+                 masks: list[torch.Tensor] | None = None, smoothing: str = "none") -> None:
+        if kind not in STYLE_LOSSES:
+            raise ValueError(f"unknown style loss {kind!r}")
+        self.taps, self.kind, self.smoothing = dict(taps), kind, smoothing
+        self.blend = list(blend or [1.0] * len(style_feats))
+        self.masks = masks
+        stats = {t: [_statistic(kind, smooth(f[t], smoothing).detach()) for f in style_feats] for t in self.taps}
+        if masks is None:
+            self.targets = {t: [_blend(s, self.blend)] for t, s in stats.items()}
+        else:
+            self.targets = stats
+        self._cache: dict[tuple[str, int], dict] = {}
+
+    def _masks_at(self, feat: torch.Tensor) -> list[torch.Tensor | None]:
+        if self.masks is None:
+            return [None]
+        size = feat.shape[-2:]
+        return [F.interpolate(m, size=size, mode="area") if m.shape[-2:] != size else m for m in self.masks]
 
     def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return sum(w * relative_mse(gram(feats[t]), self.targets[t]) for t, w in self.taps.items())
+        total = 0.0
+        weights = [1.0] if self.masks is None else [b / sum(self.blend) for b in self.blend]
+        for tap, w in self.taps.items():
+            feat = smooth(feats[tap], self.smoothing)
+            for i, (mask, target, share) in enumerate(zip(self._masks_at(feat), self.targets[tap], weights)):
+                cache = self._cache.setdefault((tap, i), {})
+                total = total + w * share * _distance(self.kind, _statistic(self.kind, feat, mask), target, cache)
+        return total
