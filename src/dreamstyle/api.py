@@ -22,6 +22,7 @@ from .color import PRESERVE_COLOR, combine_luminance, luminance_rgb, match_color
 from .objectives import ContentLoss, Objective, StyleLoss, TVLoss
 from .objectives.style import SMOOTHING, STYLE_LOSSES
 from .optimize import make_optimizer, optimize_image, pyramid_sizes, split_iterations
+from .optimize.memory import PROBE, available_bytes, estimate_peak_bytes, largest_fitting_size
 from .progress import Progress
 from .runtime import check_precision, prepare_cpu, resolve_device, resolve_precision
 
@@ -182,6 +183,8 @@ def stylize(
         "pyramid": pyramid, "style_scale": style_scale, "precision": precision,
     }
 
+    _check_memory(extractor, content_img, size, dev, model)
+
     # --- coarse to fine
     torch.manual_seed(seed)
     sizes = (pyramid_sizes(size) if pyramid else [size])[-iterations:]  # at least one step per level
@@ -244,6 +247,19 @@ def stylize(
     if out_path is not None:
         save_image(image, out_path, params)
     return image
+
+
+def _check_memory(extractor: torch.nn.Module, content: Image.Image, size: int, device: torch.device,
+                  model: str) -> None:
+    """Refuse up front, naming the largest size that fits, when the run would not fit in memory."""
+    scale = size / max(content.size)
+    w, h = round(content.width * scale), round(content.height * scale)
+    probe = _resized(content, PROBE, device)
+    need = estimate_peak_bytes(extractor, probe, h, w)
+    have = available_bytes(device)
+    if need > have:
+        raise UserError(f"--size {size} with {model} needs about {need / 2**30:.1f} GiB but {have / 2**30:.1f} GiB "
+                        f"is free; use --size {largest_fitting_size(size, need, have)} or less, or a lighter --model")
 
 
 def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:

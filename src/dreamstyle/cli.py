@@ -45,17 +45,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dreamstyle", description="Neural image stylization: style transfer, networks, taps.")
-    parser.add_argument("--version", action="version", version=f"dreamstyle {__version__}")
-    parser.add_argument("--show-params", metavar="IMAGE", help="print the parameters stored in a dreamstyle output")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-
-    s = sub.add_parser("stylize", help="style transfer by optimization (Gatys et al.)",
-                       description="Paint CONTENT in the style of one or more STYLE images.")
-    s.add_argument("content")
-    s.add_argument("styles", nargs="+", metavar="style")
-    s.add_argument("-o", "--output", required=True, help="output image (.png keeps the parameters)")
+def _add_stylize_options(s: argparse.ArgumentParser) -> None:
+    """The options of the style transfer itself, shared by ``stylize`` and ``sheet``."""
     s.add_argument("--size", type=_positive_int, default=512, help="long side of the output in pixels (512)")
     s.add_argument("--style-weights", type=_number, nargs="+", metavar="W", help="blend weights, one per style")
     s.add_argument("--content-weight", type=_number)
@@ -81,8 +72,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--init", default="content", help="content, noise, style or an image file")
     s.add_argument("--pyramid", default="on", choices=["on", "off"], help="coarse-to-fine from 256 px (on)")
     s.add_argument("--style-scale", type=_number, default=1.0, help="style features taken at S x the output size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dreamstyle", description="Neural image stylization: style transfer, networks, taps.")
+    parser.add_argument("--version", action="version", version=f"dreamstyle {__version__}")
+    parser.add_argument("--show-params", metavar="IMAGE", help="print the parameters stored in a dreamstyle output")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    s = sub.add_parser("stylize", help="style transfer by optimization (Gatys et al.)",
+                       description="Paint CONTENT in the style of one or more STYLE images.")
+    s.add_argument("content")
+    s.add_argument("styles", nargs="+", metavar="style")
+    s.add_argument("-o", "--output", required=True, help="output image (.png keeps the parameters)")
+    _add_stylize_options(s)
     s.add_argument("--save-every", type=int, default=0, metavar="N", help="also save every N steps as OUT.NNNNN.png")
     _add_run_options(s)
+
+    sh = sub.add_parser("sheet", help="a labelled contact sheet of a parameter sweep",
+                        description="Stylize once per combination of the --sweep values and lay the results "
+                                    "out in one labelled image, e.g. --sweep style-weight=1e2,1e3,1e4 "
+                                    "--sweep model=efficientnet_lite0,squeezenet1_0")
+    sh.add_argument("content")
+    sh.add_argument("styles", nargs="+", metavar="style")
+    sh.add_argument("-o", "--output", required=True, help="the sheet image")
+    sh.add_argument("--sweep", action="append", required=True, metavar="NAME=V1,V2,...",
+                    help="a stylize option and its values; give one or more")
+    _add_stylize_options(sh)
+    _add_run_options(sh)
 
     layers = sub.add_parser("layers", help="list a network's taps: name, channels, stride")
     layers.add_argument("model", nargs="?", default=None)
@@ -92,18 +109,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_stylize(args: argparse.Namespace) -> int:
-    from .api import stylize
+def _stylize_kwargs(args: argparse.Namespace) -> dict:
     from .backbones import DEFAULT_BACKBONE
 
-    stylize(args.content, args.styles, output=args.output, model=args.model or DEFAULT_BACKBONE,
-            weights=args.weights, size=args.size, style_blend=args.style_weights,
-            content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-            style_layers=args.style_layers, content_layers=args.content_layers, style_loss=args.style_loss,
-            smooth=args.smooth, pooling=args.pooling, preserve_color=args.preserve_color, masks=args.masks,
-            optimizer=args.optimizer, iterations=args.iterations, lr=args.lr, ema=args.ema, init=args.init, seed=args.seed, pyramid=args.pyramid == "on",
-            style_scale=args.style_scale, device=args.device, precision=args.precision,
-            save_every=args.save_every, progress=not args.quiet)
+    return dict(model=args.model or DEFAULT_BACKBONE, weights=args.weights, size=args.size,
+                style_blend=args.style_weights, content_weight=args.content_weight,
+                style_weight=args.style_weight, tv_weight=args.tv_weight, style_layers=args.style_layers,
+                content_layers=args.content_layers, style_loss=args.style_loss, smooth=args.smooth,
+                pooling=args.pooling, preserve_color=args.preserve_color, masks=args.masks,
+                optimizer=args.optimizer, iterations=args.iterations, lr=args.lr, ema=args.ema, init=args.init,
+                seed=args.seed, pyramid=args.pyramid == "on", style_scale=args.style_scale, device=args.device,
+                precision=args.precision)
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    from .api import stylize
+
+    stylize(args.content, args.styles, output=args.output, save_every=args.save_every, progress=not args.quiet,
+            **_stylize_kwargs(args))
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_sheet(args: argparse.Namespace) -> int:
+    from .sheet import make_sheet
+
+    make_sheet(args.content, args.styles, args.sweep, args.output, progress=not args.quiet, **_stylize_kwargs(args))
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
@@ -151,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.show_params:
             return _show_params(args.show_params)
-        commands = {"stylize": _cmd_stylize, "layers": _cmd_layers, "models": _cmd_models}
+        commands = {"stylize": _cmd_stylize, "sheet": _cmd_sheet, "layers": _cmd_layers, "models": _cmd_models}
         if args.command is None:
             parser.print_help()
             return 2

@@ -1,0 +1,63 @@
+"""Peak-memory estimate for a run, so that a size that cannot fit is refused before any work."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+from torch import nn
+
+# Bytes kept per activation element during forward+backward, measured against peak RSS on CPU
+# (VGG-19 at 1024 and 2048 px, see BENCHMARKS.md): saved activations, their gradients in flight,
+# and the allocator's slack.
+BYTES_PER_ACTIVATION = 10.0
+PROBE = 128
+
+
+def activation_elements(module: nn.Module, probe: torch.Tensor, height: int, width: int) -> float:
+    """Elements of every leaf-module output for one forward at (height, width).
+
+    Measured on ``probe``, a small image of the same aspect ratio (about PROBE px), and scaled by
+    the pixel count, which is exact for convolutional networks up to rounding at the borders.
+    """
+    ph, pw = probe.shape[-2:]
+    total = 0
+
+    def count(_m, _inp, out) -> None:
+        nonlocal total
+        if isinstance(out, torch.Tensor):
+            total += out.numel()
+
+    leaves = [m for m in module.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.no_grad():
+            module(probe)
+    finally:
+        for h in hooks:
+            h.remove()
+    return total * (height * width) / (ph * pw)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory where the run happens: the GPU's, or the machine's available RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def estimate_peak_bytes(module: nn.Module, probe: torch.Tensor, height: int, width: int) -> float:
+    return BYTES_PER_ACTIVATION * activation_elements(module, probe, height, width)
+
+
+def largest_fitting_size(size: int, estimate: float, available: float) -> int:
+    """Memory grows with the pixel count, so the long side that fits scales with the square root."""
+    return int(size * math.sqrt(available / estimate) // 16 * 16)
