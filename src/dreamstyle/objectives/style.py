@@ -26,12 +26,12 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
 
 
 def smooth(feat: torch.Tensor, mode: str) -> torch.Tensor:
-    """SWAG (Wang, Li & Vasconcelos, CVPR 2021): a softmax over each tap's activations tames the peaky
-    activations of residual networks. Scaled by the element count so values stay near 1."""
+    """SWAG (Wang, Li & Vasconcelos, CVPR 2021): a softmax over the positions of each channel tames the
+    peaky activations of residual networks. Scaled by the number of positions so values stay near 1."""
     if mode == "none":
         return feat
-    flat = feat.flatten(1)
-    return (F.softmax(flat, dim=1) * flat.shape[1]).view_as(feat)
+    flat = feat.flatten(2)
+    return (F.softmax(flat, dim=2) * flat.shape[2]).view_as(feat)
 
 
 def _moments(feat: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,10 +100,13 @@ class StyleLoss(Term):
                  masks: list[torch.Tensor] | None = None, smoothing: str = "none") -> None:
         if kind not in STYLE_LOSSES:
             raise ValueError(f"unknown style loss {kind!r}")
-        self.taps, self.kind, self.smoothing = dict(taps), kind, smoothing
+        self.taps, self.kind = dict(taps), kind
+        # SWAG smooths the deep taps, where residual networks peak; the shallow ones carry the texture.
+        self.smoothing = {t: smoothing if i >= len(self.taps) - 2 else "none" for i, t in enumerate(self.taps)}
         self.blend = list(blend or [1.0] * len(style_feats))
         self.masks = masks
-        stats = {t: [_statistic(kind, smooth(f[t], smoothing).detach()) for f in style_feats] for t in self.taps}
+        stats = {t: [_statistic(kind, smooth(f[t], self.smoothing[t]).detach()) for f in style_feats]
+                 for t in self.taps}
         if masks is None:
             self.targets = {t: [_blend(s, self.blend)] for t, s in stats.items()}
         else:
@@ -120,7 +123,7 @@ class StyleLoss(Term):
         total = 0.0
         weights = [1.0] if self.masks is None else [b / sum(self.blend) for b in self.blend]
         for tap, w in self.taps.items():
-            feat = smooth(feats[tap], self.smoothing)
+            feat = smooth(feats[tap], self.smoothing[tap])
             for i, (mask, target, share) in enumerate(zip(self._masks_at(feat), self.targets[tap], weights)):
                 cache = self._cache.setdefault((tap, i), {})
                 total = total + w * share * _distance(self.kind, _statistic(self.kind, feat, mask), target, cache)
