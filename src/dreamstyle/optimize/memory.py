@@ -8,10 +8,12 @@ import os
 import torch
 from torch import nn
 
-# Bytes kept per activation element during forward+backward, measured against peak RSS on CPU
-# (VGG-19 at 1024 and 2048 px, see BENCHMARKS.md): saved activations, their gradients in flight,
-# and the allocator's slack.
-BYTES_PER_ACTIVATION = 10.0
+# Peak memory ~ BASE_BYTES + BYTES_PER_ACTIVATION * (activation elements of one forward), fitted to the
+# peak RSS of VGG-19 runs on CPU at 1024 px (4.67 GiB) and 2048 px (12.47 GiB); see BENCHMARKS.md.
+# BASE_BYTES is the process itself (torch, the weights); the rest is saved activations, their
+# gradients in flight, and the allocator's slack.
+BYTES_PER_ACTIVATION = 6.0
+BASE_BYTES = 2.0 * 2**30
 PROBE = 128
 
 
@@ -55,9 +57,10 @@ def available_bytes(device: torch.device) -> int:
 
 
 def estimate_peak_bytes(module: nn.Module, probe: torch.Tensor, height: int, width: int) -> float:
-    return BYTES_PER_ACTIVATION * activation_elements(module, probe, height, width)
+    return BASE_BYTES + BYTES_PER_ACTIVATION * activation_elements(module, probe, height, width)
 
 
 def largest_fitting_size(size: int, estimate: float, available: float) -> int:
-    """Memory grows with the pixel count, so the long side that fits scales with the square root."""
-    return int(size * math.sqrt(available / estimate) // 16 * 16)
+    """Activation memory grows with the pixel count, so the long side that fits scales with its square root."""
+    room = max(available - BASE_BYTES, 0.0) / max(estimate - BASE_BYTES, 1.0)
+    return int(size * math.sqrt(room) // 16 * 16)
