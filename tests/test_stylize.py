@@ -390,6 +390,6 @@ def test_bad_style_scale_is_user_error(image_files, scale):
 
 
 def test_image_too_small_for_network_is_dreamstyle_error(image_files):
-    with pytest.raises(DreamstyleError):
+    with pytest.raises(UserError, match="too small"):
         run(image_files.content, image_files.style, model="squeezenet1_1", weights="random", size=16,
-            style_layers=None, content_layers=None)
+            style_layers=["fire9"], content_layers=["fire9"])
