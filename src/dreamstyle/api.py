@@ -30,7 +30,7 @@ ImageLike = Union[str, os.PathLike, Image.Image]
 TapWeights = Union[dict[str, float], Sequence[str], str, None]
 
 # Loss weights for dreamstyle's normalized losses; a backbone may override them in its spec.
-DEFAULTS = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 100.0, "iterations": 200}
+DEFAULTS = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 100.0, "iterations": 180}
 INITS = ("content", "noise", "style")
 
 

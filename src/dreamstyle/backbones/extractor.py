@@ -36,8 +36,7 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (image - self.mean) / self.std
-        if self.precision != "fp32":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
         with autocast(x.device, self.precision):
             feats = self.graph(x)
         return {t.name: feats[t.node].float() for t in self.taps}
@@ -57,8 +56,7 @@ class Backbone:
         if pooling == "avg" and not use_avg_pooling(self.model):
             raise UserError(f"--pooling avg needs a network with max pooling; {name} has none")
         self.model = self.model.to(self.device)
-        if precision != "fp32":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(memory_format=torch.channels_last)
 
     @property
     def name(self) -> str:
