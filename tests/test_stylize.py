@@ -14,7 +14,7 @@ import dreamstyle
 from dreamstyle import api
 from dreamstyle import cli as dreamstyle_cli
 from dreamstyle.backbones import Backbone
-from dreamstyle.errors import DreamstyleError, RunError, UserError
+from dreamstyle.errors import RunError, UserError
 from dreamstyle.images import load_image, read_params, to_tensor
 from dreamstyle.objectives import Objective, StyleLoss, TVLoss
 from dreamstyle.optimize import optimize_image, pyramid_sizes, split_iterations
