@@ -236,6 +236,19 @@ def killed(r: dict, n: int) -> bool:
     return True
 
 
+def run_attempt(label: str, cmd: list[str], work: Path, stem: str, n: int, output: Path) -> dict:
+    """One timed attempt that must write ``output``. A run killed from outside comes back marked
+    ``failed`` (to be retried); any other failure ends the benchmark."""
+    output.unlink(missing_ok=True)
+    r = timed(cmd, work / f"{stem}.stdout", work / f"{stem}.stderr")
+    if killed(r, n):
+        return r
+    if r["rc"] != 0 or not output.is_file():
+        log(f"  {label} attempt {n} FAILED (exit {r['rc']}); stderr tail:\n{tail(work / f'{stem}.stderr')}")
+        sys.exit(1)
+    return r
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace").replace("\r", "\n")
@@ -382,15 +395,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def dreamstyle_once(n: int) -> dict:
         out_png = work / f"dreamstyle_{n}.png"
-        out_png.unlink(missing_ok=True)
         cmd = [*ds_cmd_base, "stylize", images["content"], images["style"], "-o", str(out_png)]
         code = source_hash()
-        r = timed(cmd, work / f"dreamstyle_{n}.stdout", work / f"dreamstyle_{n}.stderr")
-        if killed(r, n):
+        r = run_attempt("dreamstyle", cmd, work, f"dreamstyle_{n}", n, out_png)
+        if "failed" in r:
             return r
-        if r["rc"] != 0 or not out_png.is_file():
-            log(f"  attempt {n} FAILED (exit {r['rc']}); stderr tail:\n{tail(work / f'dreamstyle_{n}.stderr')}")
-            sys.exit(1)
         params = show_params(out_png)
         r["internal_seconds"] = params.get("seconds") if params else None
         r["final_loss"] = params.get("final_loss") if params else None
@@ -444,15 +453,11 @@ def main(argv: list[str] | None = None) -> int:
         f"L-BFGS {base_iters} iterations" + (" (extrapolated to 300)" if base_iters != BASELINE_ITERATIONS else ""))
     def baseline_once(n: int) -> dict:
         base_png = work / f"baseline_{n}.png"
-        base_png.unlink(missing_ok=True)
         cmd = [sys.executable, str(BENCH / "naive_gatys.py"), images["content"], images["style"], "-o",
                str(base_png), "--size", str(BASELINE_SIZE), "--iterations", str(base_iters)]
-        r = timed(cmd, work / f"baseline_{n}.stdout", work / f"baseline_{n}.stderr")
-        if killed(r, n):
+        r = run_attempt("baseline", cmd, work, f"baseline_{n}", n, base_png)
+        if "failed" in r:
             return r
-        if r["rc"] != 0 or not base_png.is_file():
-            log(f"  baseline FAILED (exit {r['rc']}); stderr tail:\n{tail(work / f'baseline_{n}.stderr')}")
-            sys.exit(1)
         try:
             r["internal"] = json.loads((work / f"baseline_{n}.stdout").read_text().strip().splitlines()[-1])
         except (ValueError, IndexError):

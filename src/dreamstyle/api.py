@@ -21,7 +21,7 @@ from .images import check_output_path, load_image, resize_long_side, save_image,
 from .color import PRESERVE_COLOR, combine_luminance, luminance_rgb, match_color, match_luminance
 from .objectives import ContentLoss, Objective, StyleLoss, TVLoss
 from .objectives.style import SMOOTHING, STYLE_LOSSES
-from .optimize import make_optimizer, optimize_image, pyramid_sizes, split_iterations
+from .optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
 from .optimize.memory import PROBE, available_bytes, estimate_peak_bytes, largest_fitting_size
 from .progress import Progress
 from .runtime import check_precision, prepare_cpu, resolve_device, resolve_precision
@@ -136,9 +136,7 @@ def stylize(
         raise UserError(f"--iterations must be at least 1, got {iterations}")
     if not (math.isfinite(style_scale) and 0 < style_scale <= 8):
         raise UserError(f"--style-scale must be a number in (0, 8], got {style_scale}")
-    make_optimizer(optimizer, [torch.zeros(1)], lr)  # checks the optimizer name and --lr
-    if not 0 <= ema < 1:
-        raise UserError(f"--ema must be in [0, 1), got {ema}")
+    check_settings(optimizer, lr, ema)
     if save_every < 0:
         raise UserError(f"--save-every must be >= 0, got {save_every}")
     out_path = check_output_path(output) if output is not None else None

@@ -112,12 +112,17 @@ class StyleLoss(Term):
         else:
             self.targets = stats
         self._cache: dict[tuple[str, int], dict] = {}
+        self._resized_masks: dict[tuple[int, int], list[torch.Tensor]] = {}
 
     def _masks_at(self, feat: torch.Tensor) -> list[torch.Tensor | None]:
+        """The masks at a tap's resolution, resized once per size rather than every step."""
         if self.masks is None:
             return [None]
-        size = feat.shape[-2:]
-        return [F.interpolate(m, size=size, mode="area") if m.shape[-2:] != size else m for m in self.masks]
+        size = tuple(feat.shape[-2:])
+        if size not in self._resized_masks:
+            self._resized_masks[size] = [F.interpolate(m, size=size, mode="area") if m.shape[-2:] != size else m
+                                         for m in self.masks]
+        return self._resized_masks[size]
 
     def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         total = 0.0

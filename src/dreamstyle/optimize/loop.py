@@ -25,12 +25,20 @@ class Result:
     history: list[float] = field(default_factory=list)
 
 
-def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = None) -> torch.optim.Optimizer:
+def check_settings(name: str, lr: float | None = None, average: float = 0.0) -> float:
+    """Check the optimizer name, step size and averaging decay; return the step size to use."""
     if name not in OPTIMIZERS:
         raise UserError(f"unknown optimizer '{name}'; choose one of: {', '.join(OPTIMIZERS)}")
     lr = DEFAULT_LR[name] if lr is None else lr
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a number > 0, got {lr}")
+    if not 0 <= average < 1:
+        raise UserError(f"--ema must be in [0, 1), got {average}")
+    return lr
+
+
+def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = None) -> torch.optim.Optimizer:
+    lr = check_settings(name, lr)
     if name == "lbfgs":
         return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=50, tolerance_grad=-1,
                                  tolerance_change=-1)
@@ -46,8 +54,7 @@ def optimize_image(init: torch.Tensor, loss_fn: LossFn, iterations: int, optimiz
     iterate averaging: the result is an exponential moving average of the iterates with that
     decay (smoother results with Adam, as in crowsonkb/style-transfer-pytorch).
     """
-    if not 0 <= average < 1:
-        raise UserError(f"--ema must be in [0, 1), got {average}")
+    check_settings(optimizer, lr, average)
     image = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     opt = make_optimizer(optimizer, [image], lr)
     best = Result(init.detach().clamp(0, 1), math.inf, 0)
