@@ -92,7 +92,7 @@ def test_mask_count_and_size_are_checked(image_files, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs", [
-    dict(style_loss="meancov"), dict(style_loss="meanstd"), dict(smooth="softmax"), dict(style_scale=0.5),
+    dict(style_loss="meancov"), dict(style_loss="meanstd"), dict(smooth="softmax"), dict(smooth="scale"), dict(style_scale=0.5),
     dict(preserve_color="match"), dict(preserve_color="luminance"), dict(optimizer="adam", ema=0.9),
     dict(style_weight=10.0), dict(tv_weight=1e4),
 ], ids=lambda k: "-".join(f"{a}={b}" for a, b in k.items()))
@@ -192,3 +192,15 @@ def test_sheet_rejects_bad_sweeps(image_files, tmp_path):
     for sweep, match in [("colour=1,2", "cannot sweep"), ("style-weight", "NAME=V1"), ("size=big", "number")]:
         with pytest.raises(UserError, match=match):
             make_sheet(image_files.content, [image_files.style], [sweep], tmp_path / "s.png", progress=False)
+
+
+def test_scale_smoothing_down_weights_the_two_deepest_taps():
+    torch.manual_seed(0)
+    feats = {t: torch.rand(1, 4, 8, 8) for t in ("a", "b", "c")}
+    image = torch.rand(1, 3, 16, 16)
+    styles = [{t: torch.rand(1, 4, 8, 8) for t in feats}]
+    plain = {t: float(StyleLoss({t: 1.0}, styles)(feats, image)) for t in feats}
+    scaled = StyleLoss({"a": 1.0, "b": 1.0, "c": 1.0}, styles, smoothing="scale")
+    assert scaled.taps == {"a": 1.0, "b": 1 / 16, "c": 1 / 16}
+    expected = plain["a"] + (plain["b"] + plain["c"]) / 16
+    assert float(scaled(feats, image)) == pytest.approx(expected, rel=1e-5)

@@ -56,8 +56,8 @@ def _add_stylize_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--content-layers", nargs="+", metavar="TAP[:W]", help="content taps, e.g. relu4_2")
     s.add_argument("--style-loss", default="gram", choices=["gram", "meancov", "meanstd"],
                    help="style statistic: Gram matrices, mean+covariance (Wasserstein-2) or mean+std")
-    s.add_argument("--smooth", choices=["none", "softmax"],
-                   help="softmax over each tap's activations (SWAG) for peaky networks (default per network)")
+    s.add_argument("--smooth", choices=["none", "softmax", "scale"],
+                   help="tame peaky deep taps (SWAG): softmax over positions, or down-scaling (default per network)")
     s.add_argument("--pooling", default="max", choices=["max", "avg"], help="avg swaps max pooling for "
                    "rescaled average pooling")
     s.add_argument("--preserve-color", default="none", choices=["none", "luminance", "match"],

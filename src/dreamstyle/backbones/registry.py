@@ -91,6 +91,7 @@ register(BackboneSpec(
     build=tvm.resnet50, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="resnet50", head=("fc.",),
     style_taps={"relu": 1.0, "layer1": 1.0, "layer2": 1.0, "layer3": 1.0},
     content_taps={"layer3": 1.0},
+    defaults={"smooth": "scale"},  # SWAG's down-scaling of deep stages; not checked by eye
 ))
 register(BackboneSpec(
     name="inception_v3", description="Inception v3 (torchvision weights)",
@@ -100,6 +101,7 @@ register(BackboneSpec(
     style_taps={"Conv2d_1a_3x3": 1.0, "Conv2d_2b_3x3": 1.0, "Conv2d_4a_3x3": 1.0, "Mixed_5b": 1.0,
                 "Mixed_6a": 1.0},
     content_taps={"Mixed_6a": 1.0},
+    defaults={"smooth": "scale"},  # SWAG's down-scaling of deep stages; not checked by eye
 ))
 register(BackboneSpec(
     name="mobilenet_v3_large", description="MobileNet v3 Large (torchvision weights)",
@@ -107,6 +109,7 @@ register(BackboneSpec(
     head=("classifier.",),
     style_taps={"features.0": 1.0, "features.2": 1.0, "features.4": 1.0, "features.7": 1.0, "features.11": 1.0},
     content_taps={"features.7": 1.0},
+    defaults={"smooth": "scale"},  # SWAG's down-scaling of deep stages; not checked by eye
 ))
 
 DEFAULT_BACKBONE = "efficientnet_lite0"

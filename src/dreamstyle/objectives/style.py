@@ -15,7 +15,11 @@ import torch.nn.functional as F
 from .base import EPS, Term, relative_mse
 
 STYLE_LOSSES = ("gram", "meancov", "meanstd")
-SMOOTHING = ("none", "softmax")
+SMOOTHING = ("none", "softmax", "scale")
+# ``--smooth scale``: SWAG's simpler alternative, down-scaling the deep stages. Halving a tap's
+# activations divides an (unnormalized) Gram loss on it by 2^4; the per-tap losses here are
+# normalized, so the same effect is had by weighting the deep taps 1/16.
+SCALE_WEIGHT = 1 / 16
 
 
 def gram(feat: torch.Tensor) -> torch.Tensor:
@@ -28,7 +32,7 @@ def gram(feat: torch.Tensor) -> torch.Tensor:
 def smooth(feat: torch.Tensor, mode: str) -> torch.Tensor:
     """SWAG (Wang, Li & Vasconcelos, CVPR 2021): a softmax over the positions of each channel tames the
     peaky activations of residual networks. Scaled by the number of positions so values stay near 1."""
-    if mode == "none":
+    if mode != "softmax":
         return feat
     flat = feat.flatten(2)
     return (F.softmax(flat, dim=2) * flat.shape[2]).view_as(feat)
@@ -100,9 +104,13 @@ class StyleLoss(Term):
                  masks: list[torch.Tensor] | None = None, smoothing: str = "none") -> None:
         if kind not in STYLE_LOSSES:
             raise ValueError(f"unknown style loss {kind!r}")
-        self.taps, self.kind = dict(taps), kind
+        if smoothing not in SMOOTHING:
+            raise ValueError(f"unknown smoothing {smoothing!r}")
+        self.kind = kind
         # SWAG smooths the deep taps, where residual networks peak; the shallow ones carry the texture.
-        self.smoothing = {t: smoothing if i >= len(self.taps) - 2 else "none" for i, t in enumerate(self.taps)}
+        deep = set(list(taps)[-2:])
+        self.smoothing = {t: smoothing if t in deep else "none" for t in taps}
+        self.taps = {t: w * (SCALE_WEIGHT if self.smoothing[t] == "scale" else 1.0) for t, w in taps.items()}
         self.blend = list(blend or [1.0] * len(style_feats))
         self.masks = masks
         stats = {t: [_statistic(kind, smooth(f[t], self.smoothing[t]).detach()) for f in style_feats]

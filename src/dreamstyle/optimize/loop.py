@@ -77,9 +77,8 @@ def optimize_image(init: torch.Tensor, loss_fn: LossFn, iterations: int, optimiz
     try:
         for step in range(1, iterations + 1):
             opt.step(closure)
-            if optimizer != "lbfgs":
-                with torch.no_grad():
-                    image.clamp_(0, 1)
+            with torch.no_grad():  # projected steps: the loss is always that of a showable image
+                image.clamp_(0, 1)
             best.iterations = step
             if ema is not None:
                 ema.mul_(average).add_(image.detach().clamp(0, 1), alpha=1 - average)
