@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -20,6 +21,7 @@ from .errors import UserError
 from .images import check_output_path, load_image, resize_long_side, save_image, to_image, to_tensor
 from .color import PRESERVE_COLOR, combine_luminance, luminance_rgb, match_color, match_luminance
 from .objectives import ContentLoss, Objective, StyleLoss, TVLoss
+from .objectives.dream import DreamLoss, DreamTarget, resolve_channels
 from .objectives.style import SMOOTHING, STYLE_LOSSES
 from .optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
 from .optimize.memory import PROBE, available_bytes, estimate_peak_bytes, largest_fitting_size
@@ -32,6 +34,8 @@ TapWeights = Union[dict[str, float], Sequence[str], str, None]
 # Loss weights for dreamstyle's normalized losses; a backbone may override them in its spec.
 DEFAULTS = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 100.0, "iterations": 180}
 INITS = ("content", "noise", "style")
+# A --dream weight of 1 means this much beside style_weight 1e3: a visible but light dream (chosen by eye).
+DREAM_SCALE = 100.0
 
 
 class Interrupted(KeyboardInterrupt):
@@ -109,6 +113,8 @@ def stylize(
     device: str = "auto",
     precision: str = "auto",
     save_every: int = 0,
+    dream: Sequence[str] | str | None = None,
+    force: bool = False,
     progress: bool = True,
 ) -> Image.Image:
     """Gatys et al. style transfer: an image with ``content``'s layout and the style images' textures.
@@ -116,6 +122,10 @@ def stylize(
     Returns the result as a PIL image (its ``info['dreamstyle']`` holds the parameters) and, if
     ``output`` is given, writes it there atomically with the parameters embedded. On Ctrl-C it
     saves the best image so far to ``output`` and raises :class:`Interrupted`.
+
+    ``dream``: Deep Dream targets mixed into the objective, e.g. ``['auto=2']`` (the backbone's dream
+    tap that style and content don't use) or ``['blocks.10:strongest:8=5']``; weights are relative to
+    the target's activation on the content. Naming a style/content tap warns unless ``force``.
     """
     started = time.perf_counter()
     # --- check everything before any slow work
@@ -155,6 +165,7 @@ def stylize(
         raise UserError("--style-weights must not all be 0")
     style_taps = parse_taps(style_layers, spec.style_taps, "--style-layers")
     content_taps = parse_taps(content_layers, spec.content_taps, "--content-layers")
+    dream_targets = _dream_targets(dream, model, [*style_taps, *content_taps], force)
     init_file = None
     if init not in INITS:
         if not Path(init).exists():
@@ -168,7 +179,7 @@ def stylize(
     if dev.type == "cpu":
         prepare_cpu()
     backbone = Backbone(model, weights, dev, precision, pooling)
-    extractor = backbone.extractor([*style_taps, *content_taps])  # also validates tap names
+    extractor = backbone.extractor([*style_taps, *content_taps, *(t.tap for t in dream_targets)])  # checks names
 
     params = {
         "dreamstyle": __version__, "command": "stylize", "content": content_name,
@@ -179,6 +190,7 @@ def stylize(
         "preserve_color": preserve_color, "masks": None if masks is None else [str(m) for m in masks],
         "optimizer": optimizer, "iterations": iterations, "lr": lr, "ema": ema, "init": init, "seed": seed,
         "pyramid": pyramid, "style_scale": style_scale, "precision": precision,
+        "dream": [str(t) for t in dream_targets] or None,
     }
 
     _check_memory(extractor, content_img, size, dev, model)
@@ -204,11 +216,18 @@ def stylize(
             content_feats = extractor(seen_content)
             style_feats = [extractor(s) for s in style_ts]
         level_masks = None if mask_imgs is None else [_mask_tensor(m, w, h, dev) for m in mask_imgs]
-        objective = Objective([
+        terms = [
             (ContentLoss(content_taps, content_feats), content_weight),
             (StyleLoss(style_taps, style_feats, blend, style_loss, level_masks, smooth), style_weight),
             (TVLoss(), tv_weight),
-        ])
+        ]
+        if dream_targets:
+            if current is None:  # channels chosen once, on the content, and kept through the levels
+                dream_targets = resolve_channels(dream_targets, content_feats)
+                params["dream"] = [str(t) for t in dream_targets]
+            # measured relative to the content's own activation, so a weight means the same at every level
+            terms.append((DreamLoss(dream_targets, reference=content_feats), DREAM_SCALE))
+        objective = Objective(terms)
         if current is None:
             current = _initial_image(init, init_file, seen_content, style_ts[0], dev)
             if preserve_color == "luminance":
@@ -245,6 +264,23 @@ def stylize(
     if out_path is not None:
         save_image(image, out_path, params)
     return image
+
+
+def _dream_targets(dream: Sequence[str] | str | None, model: str, used: Sequence[str],
+                   force: bool) -> list[DreamTarget]:
+    """``--dream`` targets for stylize. ``auto`` picks the backbone's dream tap that style and content
+    don't use; a tap they do use gets a warning (the optimizer would undo the dream there) unless ``force``."""
+    if dream is None or dream == [] or dream == "":
+        return []
+    from .dream import parse_targets
+
+    targets = parse_targets(dream, model, "--dream", avoid=used)
+    overlap = sorted({t.tap for t in targets} & set(used))
+    if overlap and not force:
+        warnings.warn(f"--dream on {', '.join(overlap)}, which the style/content losses also use: they will "
+                      "pull against the dream. Use another tap (see `dreamstyle layers`), or --force to keep it",
+                      stacklevel=3)
+    return targets
 
 
 def _check_memory(extractor: torch.nn.Module, content: Image.Image, size: int, device: torch.device,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from typing import Sequence
 
 from . import __version__
@@ -72,6 +73,32 @@ def _add_stylize_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--init", default="content", help="content, noise, style or an image file")
     s.add_argument("--pyramid", default="on", choices=["on", "off"], help="coarse-to-fine from 256 px (on)")
     s.add_argument("--style-scale", type=_number, default=1.0, help="style features taken at S x the output size")
+    s.add_argument("--dream", nargs="+", metavar="TARGET=W", help="mix Deep Dream in: auto=2 (a tap style and "
+                   "content don't use), blocks.10:strongest:8=5, ...; W is relative to the content's activation")
+    s.add_argument("--force", action="store_true", help="allow --dream on taps the style/content losses use")
+
+
+def _add_dream_options(d: argparse.ArgumentParser) -> None:
+    d.add_argument("--target", nargs="+", metavar="TAP[:CH][=W]", help="what to amplify: TAP, TAP:12,40, "
+                   "TAP:strongest:8 or TAP:weakest:8, each optionally =WEIGHT (default: the network's dream tap)")
+    d.add_argument("--objective", default="l2", choices=["l2", "mean"], help="mean square (l2) or mean activation")
+    d.add_argument("--size", type=_positive_int, help="long side of the result (default: the image's)")
+    d.add_argument("--octaves", type=_positive_int, default=4, help="how many scales, smallest first (4)")
+    d.add_argument("--octave-scale", type=_number, default=1.4, help="size ratio between octaves (1.4)")
+    d.add_argument("--iterations", type=_positive_int, default=10, help="steps per octave (10)")
+    d.add_argument("--step-size", type=_number, default=0.02, help="pixel change per step, of the 0-1 range (0.02)")
+    d.add_argument("--jitter", type=int, default=32, help="random shift each step, in pixels (32)")
+    d.add_argument("--tile", type=_positive_int, default=512, help="larger images are dreamed in tiles of this size")
+    d.add_argument("--laplacian", type=int, default=4, help="Laplacian-pyramid levels that smooth the gradient; "
+                   "0 for none (4)")
+    d.add_argument("--guide", metavar="IMAGE", help="steer the features toward this image's")
+    d.add_argument("--preserve-color", default="none", choices=["none", "luminance", "match"],
+                   help="keep the photo's colours")
+    d.add_argument("--zoom", type=_positive_int, metavar="FRAMES", help="write an endless-zoom animation of this "
+                   "many frames (-o must end in .gif or .mp4)")
+    d.add_argument("--zoom-scale", type=_number, default=1.05, help="zoom per frame (1.05)")
+    d.add_argument("--frame-iterations", type=_positive_int, default=4, help="dream steps per zoom frame (4)")
+    d.add_argument("--fps", type=_positive_int, default=12, help="frames per second of the animation (12)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +133,41 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--json", action="store_true", help="machine-readable output")
 
     sub.add_parser("models", help="list the available networks")
+
+    d = sub.add_parser("dream", help="Deep Dream: amplify what a network sees in an image",
+                       description="Amplify the patterns the chosen taps/channels respond to, over several octaves.")
+    d.add_argument("image")
+    d.add_argument("-o", "--output", required=True, help="output image, or .gif/.mp4 with --zoom")
+    _add_dream_options(d)
+    _add_run_options(d)
+
+    e = sub.add_parser("explore", help="see what a tap's channels respond to",
+                       description="A labelled grid, one cell per channel: a picture optimized to excite it, "
+                                   "or with --image, the image's most active channels and where they fire.")
+    e.add_argument("model", nargs="?", default=None)
+    e.add_argument("--tap", required=True, help="the tap to explore (see `dreamstyle layers MODEL`)")
+    e.add_argument("-o", "--output", required=True, help="the grid image")
+    e.add_argument("--channels", type=_channels, metavar="C,C,...", help="which channels (default: the first "
+                   "--count, or with --image the --count most active)")
+    e.add_argument("--count", type=_positive_int, default=16, help="how many channels (16)")
+    e.add_argument("--image", help="show which channels respond to this image, and where")
+    e.add_argument("--size", type=_positive_int, default=128, help="cell size in pixels (128)")
+    e.add_argument("--iterations", type=_positive_int, default=96, help="optimization steps per picture (96)")
+    e.add_argument("--weights", help="load the network's weights from this file, or 'random'")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _channels(text: str) -> list[int]:
+    try:
+        channels = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected channel numbers such as 0,5,12, got '{text}'") from None
+    if not channels or min(channels) < 0:
+        raise argparse.ArgumentTypeError(f"expected channel numbers >= 0 such as 0,5,12, got '{text}'")
+    return channels
 
 
 def _stylize_kwargs(args: argparse.Namespace) -> dict:
@@ -119,7 +180,7 @@ def _stylize_kwargs(args: argparse.Namespace) -> dict:
                 pooling=args.pooling, preserve_color=args.preserve_color, masks=args.masks,
                 optimizer=args.optimizer, iterations=args.iterations, lr=args.lr, ema=args.ema, init=args.init,
                 seed=args.seed, pyramid=args.pyramid == "on", style_scale=args.style_scale, device=args.device,
-                precision=args.precision)
+                precision=args.precision, dream=args.dream, force=args.force)
 
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
@@ -136,6 +197,35 @@ def _cmd_sheet(args: argparse.Namespace) -> int:
     from .sheet import make_sheet
 
     make_sheet(args.content, args.styles, args.sweep, args.output, progress=not args.quiet, **_stylize_kwargs(args))
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_dream(args: argparse.Namespace) -> int:
+    from .dream import dream, dream_zoom
+
+    kwargs = dict(model=args.model, weights=args.weights, targets=args.target, objective=args.objective,
+                  size=args.size, octaves=args.octaves, octave_scale=args.octave_scale, iterations=args.iterations,
+                  step_size=args.step_size, jitter=args.jitter, tile=args.tile, laplacian=args.laplacian,
+                  guide=args.guide, preserve_color=args.preserve_color, seed=args.seed, device=args.device,
+                  precision=args.precision, progress=not args.quiet)
+    if args.zoom:
+        dream_zoom(args.image, args.output, frames=args.zoom, zoom_scale=args.zoom_scale,
+                   frame_iterations=args.frame_iterations, fps=args.fps, **kwargs)
+    else:
+        dream(args.image, output=args.output, **kwargs)
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import explore
+
+    explore(args.model, args.tap, output=args.output, channels=args.channels, count=args.count, image=args.image,
+            size=args.size, iterations=args.iterations, weights=args.weights, device=args.device, seed=args.seed,
+            progress=not args.quiet)
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
@@ -175,15 +265,21 @@ def _show_params(path: str) -> int:
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"dreamstyle: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .errors import DreamstyleError
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         if args.show_params:
             return _show_params(args.show_params)
-        commands = {"stylize": _cmd_stylize, "sheet": _cmd_sheet, "layers": _cmd_layers, "models": _cmd_models}
+        commands = {"stylize": _cmd_stylize, "sheet": _cmd_sheet, "layers": _cmd_layers, "models": _cmd_models,
+                    "dream": _cmd_dream, "explore": _cmd_explore}
         if args.command is None:
             parser.print_help()
             return 2

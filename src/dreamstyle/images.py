@@ -159,29 +159,38 @@ def save_image(img: Image.Image, path: str | os.PathLike, params: dict | None = 
             options["exif"] = exif
     if img.mode != "RGB":
         img = img.convert("RGB")
-    tmp = None
+    with atomic_path(p) as tmp, open(tmp, "wb") as f:
+        img.save(f, format=fmt, **options)
+        f.flush()
+        os.fsync(f.fileno())
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """A temp file name beside ``path``: after the block it replaces ``path`` (durably); on error it is removed.
+
+    So an output is either the old file or the complete new one, never half-written.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **options)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, p)
+        os.replace(tmp, path)
         tmp = None
     except (OSError, ValueError) as e:
-        raise _fail(f"cannot write '{p}': {_reason(e)}; check free disk space and permissions") from None
+        raise _fail(f"cannot write '{path}': {_reason(e)}; check free disk space and permissions") from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(p.parent, os.O_RDONLY)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    return p
 
 
 def read_params(path: str | os.PathLike) -> dict:

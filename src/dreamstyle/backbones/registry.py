@@ -56,16 +56,19 @@ register(BackboneSpec(
     local_weights=lite0.pretrained_checkpoint_path, convert=lite0.convert_checkpoint, head=("fc.",),
     style_taps={"stem": 1.0, "blocks.1": 1.0, "blocks.3": 1.0, "blocks.5": 1.0, "blocks.8": 1.0},
     content_taps={"blocks.8": 1.0},
+    dream_taps=("blocks.10", "blocks.6"),
 ))
 register(BackboneSpec(
     name="vgg19", description="VGG-19, the network of Gatys et al. 2015 (torchvision weights)",
     build=tvm.vgg19, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="vgg19", head=("classifier.",),
     aliases=_vgg_aliases([2, 2, 4, 4, 4]), style_taps=VGG_STYLE, content_taps=VGG_CONTENT,
+    dream_taps=("relu4_4", "relu3_4"),
 ))
 register(BackboneSpec(
     name="vgg16", description="VGG-16 (torchvision weights)",
     build=tvm.vgg16, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="vgg16", head=("classifier.",),
     aliases=_vgg_aliases([2, 2, 3, 3, 3]), style_taps=VGG_STYLE, content_taps=VGG_CONTENT,
+    dream_taps=("relu4_3", "relu3_3"),
 ))
 _SQ10 = ["conv1", "relu1", "pool1", "fire2", "fire3", "fire4", "pool4", "fire5", "fire6", "fire7", "fire8",
          "pool8", "fire9"]
@@ -77,20 +80,20 @@ register(BackboneSpec(
     head=("classifier.",), aliases=_squeeze_aliases(_SQ10),
     # Checked by eye with real weights: deeper taps (fire7) washed the content out at any style weight.
     style_taps={"relu1": 1.0, "fire2": 1.0, "fire3": 1.0, "fire5": 1.0},
-    content_taps={"fire5": 1.0}, defaults={"content_weight": 10.0},
+    content_taps={"fire5": 1.0}, defaults={"content_weight": 10.0}, dream_taps=("fire7", "fire6"),
 ))
 register(BackboneSpec(
     name="squeezenet1_1", description="SqueezeNet 1.1, 2.4x cheaper than 1.0 (torchvision weights)",
     build=tvm.squeezenet1_1, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="squeezenet1_1",
     head=("classifier.",), aliases=_squeeze_aliases(_SQ11),
     style_taps={"relu1": 1.0, "fire2": 1.0, "fire3": 1.0, "fire5": 1.0},  # as 1.0's; not checked by eye
-    content_taps={"fire5": 1.0}, defaults={"content_weight": 10.0},
+    content_taps={"fire5": 1.0}, defaults={"content_weight": 10.0}, dream_taps=("fire7", "fire6"),
 ))
 register(BackboneSpec(
     name="resnet50", description="ResNet-50 (torchvision weights)",
     build=tvm.resnet50, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="resnet50", head=("fc.",),
     style_taps={"relu": 1.0, "layer1": 1.0, "layer2": 1.0, "layer3": 1.0},
-    content_taps={"layer3": 1.0},
+    content_taps={"layer3": 1.0}, dream_taps=("layer3.2", "layer2"),
     defaults={"smooth": "scale"},  # SWAG's down-scaling of deep stages; not checked by eye
 ))
 register(BackboneSpec(
@@ -100,7 +103,7 @@ register(BackboneSpec(
     mean=HALF, std=HALF, torchvision_name="inception_v3", head=("fc.", "AuxLogits."), probe_size=299,
     style_taps={"Conv2d_1a_3x3": 1.0, "Conv2d_2b_3x3": 1.0, "Conv2d_4a_3x3": 1.0, "Mixed_5b": 1.0,
                 "Mixed_6a": 1.0},
-    content_taps={"Mixed_6a": 1.0},
+    content_taps={"Mixed_6a": 1.0}, dream_taps=("Mixed_6b", "Mixed_5d"),
     defaults={"smooth": "scale"},  # SWAG's down-scaling of deep stages; not checked by eye
 ))
 register(BackboneSpec(
@@ -108,7 +111,7 @@ register(BackboneSpec(
     build=tvm.mobilenet_v3_large, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="mobilenet_v3_large",
     head=("classifier.",),
     style_taps={"features.0": 1.0, "features.2": 1.0, "features.4": 1.0, "features.7": 1.0, "features.11": 1.0},
-    content_taps={"features.7": 1.0},
+    content_taps={"features.7": 1.0}, dream_taps=("features.10", "features.5"),
     defaults={"smooth": "scale"},  # SWAG's down-scaling of deep stages; not checked by eye
 ))
 

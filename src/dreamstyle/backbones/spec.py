@@ -45,6 +45,7 @@ class BackboneSpec:
     aliases: dict[str, str] = field(default_factory=dict)  # friendly tap name -> graph node
     probe_size: int = 224  # input size used to measure channels and strides
     defaults: dict[str, float] = field(default_factory=dict)  # per-backbone loss weights etc.
+    dream_taps: tuple[str, ...] = ()  # default Deep Dream taps, best first
 
     @property
     def offline(self) -> bool:
