@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -26,7 +25,7 @@ from .objectives.style import SMOOTHING, STYLE_LOSSES
 from .optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
 from .optimize.memory import PROBE, available_bytes, estimate_peak_bytes, largest_fitting_size
 from .progress import Progress
-from .runtime import check_precision, prepare_cpu, resolve_device, resolve_precision
+from .runtime import check_precision, prepare_cpu, resolve_device, resolve_precision, too_small_is_user_error
 
 ImageLike = Union[str, os.PathLike, Image.Image]
 TapWeights = Union[dict[str, float], Sequence[str], str, None]
@@ -212,7 +211,7 @@ def stylize(
             style_ts = [match_luminance(s, content_t) for s in style_ts]
         elif preserve_color == "match":
             style_ts = [match_color(s, content_t) for s in style_ts]
-        with torch.no_grad(), _too_small_is_user_error(model, level_size):
+        with torch.no_grad(), too_small_is_user_error(model, level_size, "a larger --size or --style-scale"):
             content_feats = extractor(seen_content)
             style_feats = [extractor(s) for s in style_ts]
         level_masks = None if mask_imgs is None else [_mask_tensor(m, w, h, dev) for m in mask_imgs]
@@ -324,17 +323,6 @@ def _mask_tensor(mask: Image.Image, w: int, h: int, device: torch.device) -> tor
     resized = mask.resize((w, h), Image.BILINEAR)
     return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)[None, None].to(device)
 
-
-@contextlib.contextmanager
-def _too_small_is_user_error(model: str, size: int):
-    """Networks with pooling need a minimum input size; say so instead of showing torch's error."""
-    try:
-        yield
-    except RuntimeError as exc:
-        if "too small" not in str(exc) and "smaller than" not in str(exc) and "Kernel size" not in str(exc):
-            raise
-        raise UserError(f"an image of {size} px (long side) is too small for {model}; use a larger --size "
-                        "or --style-scale") from None
 
 
 def _initial_image(init: str, init_file: Image.Image | None, content: torch.Tensor, style: Image.Image,

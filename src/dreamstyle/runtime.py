@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Iterator
 
 import torch
 
@@ -58,3 +59,14 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def too_small_is_user_error(model: str, size: int, fix: str = "a larger --size") -> Iterator[None]:
+    """Networks with pooling need a minimum input size; say so instead of showing torch's error."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "too small" not in str(exc) and "smaller than" not in str(exc) and "Kernel size" not in str(exc):
+            raise
+        raise UserError(f"an image of {size} px (long side) is too small for {model}; use {fix}") from None

@@ -14,7 +14,8 @@ from .images import check_output_path, save_image
 # Sweepable stylize() parameters and how to read their values.
 _FLOAT = ("content_weight", "style_weight", "tv_weight", "style_scale", "lr", "ema")
 _INT = ("size", "iterations", "seed")
-_TEXT = ("model", "style_loss", "smooth", "pooling", "preserve_color", "optimizer", "init", "precision")
+_TEXT = ("model", "style_loss", "smooth", "pooling", "preserve_color", "optimizer", "init", "precision",
+         "dream")  # dream=auto=1,auto=3 (no channel lists: the values are split at commas)
 SWEEPABLE = _FLOAT + _INT + _TEXT
 MAX_CELLS = 64
 
