@@ -7,6 +7,10 @@ Both start after the weights are loaded; the end-to-end CLI run (Python start-up
 included) is timed once as a subprocess. Reports medians and the ratio baseline / dreamstyle.
 
     python bench/bench_dream.py [--runs 3] [--out bench/results_dream.json]
+    python bench/bench_dream.py --memory [--out bench/results_dream_memory.json]
+
+``--memory`` instead measures the peak RSS of a 1-octave, 2-step dream at 1024, 2048 and 4096 px,
+tiled (the default 512-px tiles) and, up to 2048, untiled; each run in a fresh process.
 """
 
 from __future__ import annotations
@@ -61,11 +65,38 @@ def naive_dream(model: torch.nn.Module, layer: torch.nn.Module, image: torch.Ten
     return x
 
 
+MEMORY_RUN = """
+import resource, sys, time
+from dreamstyle.dream import dream
+size, tile = int(sys.argv[1]), int(sys.argv[2])
+start = time.perf_counter()
+dream(sys.argv[3], size=size, tile=tile, octaves=1, iterations=2, progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, time.perf_counter() - start)
+"""
+
+
+def memory(out: str) -> None:
+    rows = []
+    for size, tile in [(1024, 512), (1024, 4096), (2048, 512), (2048, 4096), (4096, 512)]:
+        proc = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(size), str(tile), str(photo())],
+                              capture_output=True, text=True, check=True)
+        peak, seconds = proc.stdout.split()
+        rows.append({"size": size, "tiled": tile < size, "tile": tile, "peak_rss_gib": round(int(peak) / 2**30, 2),
+                     "seconds": round(float(seconds), 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    Path(out).write_text(json.dumps({"benchmark": "peak RSS of a 1-octave, 2-step dream", "model": DEFAULT_BACKBONE,
+                                     "date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results_dream.json"))
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--memory", action="store_true", help="measure peak memory against size instead")
     args = parser.parse_args()
+    if args.memory:
+        return memory(args.out or str(ROOT / "bench" / "results_dream_memory.json"))
+    args.out = args.out or str(ROOT / "bench" / "results_dream.json")
     spec = get_spec(DEFAULT_BACKBONE)
     tap = spec.dream_taps[0]
     img = load_image(photo())

@@ -86,7 +86,7 @@ def _add_dream_options(d: argparse.ArgumentParser) -> None:
     d.add_argument("--octaves", type=_positive_int, default=4, help="how many scales, smallest first (4)")
     d.add_argument("--octave-scale", type=_number, default=1.4, help="size ratio between octaves (1.4)")
     d.add_argument("--iterations", type=_positive_int, default=10, help="steps per octave (10)")
-    d.add_argument("--step-size", type=_number, default=0.02, help="pixel change per step, of the 0-1 range (0.02)")
+    d.add_argument("--step-size", type=_number, default=0.01, help="pixel change per step, of the 0-1 range (0.01)")
     d.add_argument("--jitter", type=int, default=32, help="random shift each step, in pixels (32)")
     d.add_argument("--tile", type=_positive_int, default=512, help="larger images are dreamed in tiles of this size")
     d.add_argument("--laplacian", type=int, default=4, help="Laplacian-pyramid levels that smooth the gradient; "

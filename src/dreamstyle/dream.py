@@ -133,7 +133,7 @@ def dream(
     octaves: int = 4,
     octave_scale: float = 1.4,
     iterations: int = 10,
-    step_size: float = 0.02,
+    step_size: float = 0.01,
     jitter: int = 32,
     tile: int = 512,
     laplacian: int = 4,
