@@ -301,3 +301,41 @@ def test_cli_stylize_dream_overlap_is_a_one_line_warning(cli, image_files, tmp_p
     forced = cli.run("stylize", image_files.content, image_files.style, "-o", out, "--dream", "blocks.8=1",
                      "--force", "--size", "64", "--iterations", "2", "--quiet")
     assert forced.returncode == 0 and forced.stderr == ""
+
+
+def test_ctrl_c_saves_the_dream_so_far(image_files, tmp_path, monkeypatch):
+    from dreamstyle import dream as dream_module
+    from dreamstyle.api import Interrupted
+
+    real, calls = dream_module.ascend, {"n": 0}
+
+    def interrupt_in_second_octave(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dream_module, "ascend", interrupt_in_second_octave)
+    out = tmp_path / "d.png"
+    with pytest.raises(Interrupted) as info:
+        dream(image_files.astronaut, output=out, **FAST)
+    assert info.value.step == FAST["iterations"] and info.value.path == out
+    assert read_params(out)["interrupted_at"] == FAST["iterations"]
+    assert [p.name for p in tmp_path.iterdir()] == ["d.png"]
+
+
+def test_stylize_dream_bare_weight_means_auto(image_files):
+    img = dreamstyle.stylize(image_files.content, image_files.style, dream=["2"], **{**STYLIZE, "iterations": 2})
+    assert img.info["dreamstyle"]["dream"] == ["blocks.10=2"]
+
+
+@pytest.mark.parametrize("model", ["vgg19", "vgg16", "squeezenet1_0", "squeezenet1_1", "resnet50", "inception_v3",
+                                   "mobilenet_v3_large"])
+def test_every_network_dreams_at_its_default_tap(model, image_files):
+    """Random weights check the wiring: the default dream tap exists and the dream changes the image."""
+    img = load_image(image_files.astronaut)
+    size = 128 if model == "inception_v3" else 64
+    out = dream(img, model=model, weights="random", size=size, octaves=1, iterations=2, progress=False)
+    assert out.size == (size, size)
+    before = np.asarray(resize_long_side(img, size), np.float32)
+    assert np.abs(np.asarray(out, np.float32) - before).mean() > 0.5

@@ -140,3 +140,25 @@ def test_cli_explore(cli, image_files, tmp_path):
     bad = cli.run("explore", "--tap", "blocks.3", "--channels", "0,999", "-o", tmp_path / "bad.png", "--quiet")
     assert bad.returncode == 2 and "999" in cli.one_line_error(bad)
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_ctrl_c_keeps_the_pictures_so_far(tmp_path, monkeypatch):
+    """An interrupted feature visualization still writes its grid, and says where it stopped."""
+    from dreamstyle import explore as explore_module
+    from dreamstyle.api import Interrupted
+
+    calls = {"n": 0}
+    real = explore_module.random_transform
+
+    def interrupt_at_third_step(images, generator):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(images, generator)
+
+    monkeypatch.setattr(explore_module, "random_transform", interrupt_at_third_step)
+    out = tmp_path / "grid.png"
+    with pytest.raises(Interrupted) as info:
+        explore(MODEL, TAP, output=out, count=2, size=64, iterations=50, **FAST)
+    assert info.value.step == 2 and info.value.path == out
+    assert read_params(out)["interrupted_at"] == 2

@@ -122,8 +122,8 @@ def stylize(
     ``output`` is given, writes it there atomically with the parameters embedded. On Ctrl-C it
     saves the best image so far to ``output`` and raises :class:`Interrupted`.
 
-    ``dream``: Deep Dream targets mixed into the objective, e.g. ``['auto=2']`` (the backbone's dream
-    tap that style and content don't use) or ``['blocks.10:strongest:8=5']``; weights are relative to
+    ``dream``: Deep Dream targets mixed into the objective, e.g. ``['auto=2']`` or just ``2`` (the
+    backbone's dream tap that style and content don't use) or ``['blocks.10:strongest:8=5']``; weights are relative to
     the target's activation on the content. Naming a style/content tap warns unless ``force``.
     """
     started = time.perf_counter()
@@ -273,13 +273,23 @@ def _dream_targets(dream: Sequence[str] | str | None, model: str, used: Sequence
         return []
     from .dream import parse_targets
 
-    targets = parse_targets(dream, model, "--dream", avoid=used)
+    items = [dream] if isinstance(dream, str) else list(dream)
+    items = [f"auto={t}" if isinstance(t, (int, float)) or _is_number(t) else t for t in items]  # --dream 2
+    targets = parse_targets(items, model, "--dream", avoid=used)
     overlap = sorted({t.tap for t in targets} & set(used))
     if overlap and not force:
         warnings.warn(f"--dream on {', '.join(overlap)}, which the style/content losses also use: they will "
                       "pull against the dream. Use another tap (see `dreamstyle layers`), or --force to keep it",
                       stacklevel=3)
     return targets
+
+
+def _is_number(text) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _check_memory(extractor: torch.nn.Module, content: Image.Image, size: int, device: torch.device,

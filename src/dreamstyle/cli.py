@@ -73,8 +73,8 @@ def _add_stylize_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--init", default="content", help="content, noise, style or an image file")
     s.add_argument("--pyramid", default="on", choices=["on", "off"], help="coarse-to-fine from 256 px (on)")
     s.add_argument("--style-scale", type=_number, default=1.0, help="style features taken at S x the output size")
-    s.add_argument("--dream", nargs="+", metavar="TARGET=W", help="mix Deep Dream in: auto=2 (a tap style and "
-                   "content don't use), blocks.10:strongest:8=5, ...; W is relative to the content's activation")
+    s.add_argument("--dream", nargs="+", metavar="TARGET=W", help="mix Deep Dream in: 2 or auto=2 (a tap style "
+                   "and content don't use), blocks.10:strongest:8=5, ...; W: 1 light, 3 clear, 10 takes over")
     s.add_argument("--force", action="store_true", help="allow --dream on taps the style/content losses use")
 
 

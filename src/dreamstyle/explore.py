@@ -108,18 +108,30 @@ def visualize_channels(extractor: FeatureExtractor, tap: str, channels: Sequence
     index = torch.as_tensor(list(channels), device=device)
     rows = torch.arange(len(channels), device=device)
     bar = Progress(iterations, progress)
+    step = 0
     try:
-        for _ in range(iterations):
+        for step in range(iterations):
             optimizer.zero_grad(set_to_none=True)
             feats = extractor(random_transform(param(), generator))[tap]
             activation = feats[rows, index].mean(dim=(1, 2))  # item i's mean activation of channel i
             (-activation.sum()).backward()
             optimizer.step()
             bar.update(f"explore {tap}", -activation.mean().item(), {})
+    except KeyboardInterrupt:
+        with torch.no_grad():
+            raise Stopped(param(), step) from None
     finally:
         bar.close()
     with torch.no_grad():
         return param()
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C during feature visualization: ``images`` are the pictures so far, after ``step`` steps."""
+
+    def __init__(self, images: torch.Tensor, step: int) -> None:
+        super().__init__(f"stopped at step {step}")
+        self.images, self.step = images, step
 
 
 def feature_map(extractor: FeatureExtractor, tap: str, image: torch.Tensor) -> torch.Tensor:
@@ -189,10 +201,14 @@ def explore(model: str | None = None, tap: str | None = None, *, output: str | o
         raise UserError(f"{cells_wanted} channels make too big a grid; explore {MAX_CELLS} or fewer at a time")
     extractor = backbone.extractor([tap])
 
+    stopped = None
     with too_small_is_user_error(model, size):
         if photo is None:
             chosen = chosen if chosen is not None else list(range(cells_wanted))
-            images = visualize_channels(extractor, tap, chosen, size, iterations, seed, progress)
+            try:
+                images = visualize_channels(extractor, tap, chosen, size, iterations, seed, progress)
+            except Stopped as exc:  # Ctrl-C: keep the pictures so far
+                images, stopped = exc.images, exc
             cells = [(to_image(img), f"{tap} ch {ch}") for img, ch in zip(images, chosen)]
         else:
             x = to_tensor(resize_long_side(photo, size)).to(dev)
@@ -202,12 +218,18 @@ def explore(model: str | None = None, tap: str | None = None, *, output: str | o
             cells = [(heat_overlay(x, maps[ch]), f"{tap} ch {ch}\nmean {means[ch].item():.3g}") for ch in chosen]
 
     grid = _grid(cells, columns=math.ceil(math.sqrt(len(cells))))
+    params = {"command": "explore", "model": backbone.name, "tap": tap, "channels": chosen,
+              "mode": "features" if photo is None else "image", "size": size,
+              "iterations": iterations if photo is None else None, "seed": seed,
+              "weights": None if weights is None else str(weights), "image": image_name}
+    if stopped is not None:
+        params["interrupted_at"] = stopped.step
     if out_path is not None:
-        params = {"command": "explore", "model": backbone.name, "tap": tap, "channels": chosen,
-                  "mode": "features" if photo is None else "image", "size": size,
-                  "iterations": iterations if photo is None else None, "seed": seed,
-                  "weights": None if weights is None else str(weights), "image": image_name}
         save_image(grid, out_path, params)
+    if stopped is not None:
+        from .api import Interrupted
+
+        raise Interrupted(grid, out_path, stopped.step, iterations)
     return grid
 
 
