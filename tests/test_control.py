@@ -106,7 +106,7 @@ def test_each_option_changes_the_result(image_files, kwargs):
 def test_style_losses_fall(image_files):
     """Each style statistic is a real objective: optimizing it lowers it several-fold."""
     backbone = Backbone("efficientnet_lite0")
-    extractor = backbone.extractor(LITE0_STYLE)
+    extractor = backbone.extractor(LITE0_STYLE, pad=api.EDGE_PAD)  # as stylize sees the image
     style = to_tensor(load_image(image_files.style))
     content = to_tensor(load_image(image_files.content))
     for kind in ("gram", "meancov", "meanstd"):
@@ -204,3 +204,26 @@ def test_scale_smoothing_down_weights_the_two_deepest_taps():
     assert scaled.taps == {"a": 1.0, "b": 1 / 16, "c": 1 / 16}
     expected = plain["a"] + (plain["b"] + plain["c"]) / 16
     assert float(scaled(feats, image)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_mirrored_margin_gives_border_pixels_a_fair_gradient():
+    """Lite0's stride-2 convolutions see the top row 1.8x and the bottom row 0.13x as strongly as the
+    inside: without a margin a line of noise grows on one edge and the other stays unstyled. With the
+    mirrored margin (stylize's default; 8 px at 512) every edge gets about the inside's gradient."""
+    backbone = Backbone("efficientnet_lite0")
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 512, 512)
+
+    def edge_ratios(pad: int) -> list[float]:
+        extractor = backbone.extractor(LITE0_STYLE[:3], pad=pad)
+        assert extractor.margin(512, 512) == pad and extractor.margin(100, 512) == 0  # none on small images
+        x = image.clone().requires_grad_(True)
+        sum(f.pow(2).mean() for f in extractor(x).values()).backward()
+        g = x.grad.abs().mean(dim=(0, 1))
+        inside = g[8:-8, 8:-8].mean()
+        return [float(e.mean() / inside) for e in (g[0], g[-1], g[:, 0], g[:, -1])]
+
+    bare, padded = edge_ratios(0), edge_ratios(api.EDGE_PAD)
+    assert min(bare) < 0.5 and max(bare) > 1.5, bare
+    assert all(0.7 < r < 1.4 for r in padded), padded
+    assert dreamstyle.stylize.__kwdefaults__["edge_pad"] is True  # and stylize uses it by default

@@ -35,6 +35,10 @@ DEFAULTS = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 100.0, "ite
 INITS = ("content", "noise", "style")
 # A --dream weight of 1 means this much beside style_weight 1e3: a visible but light dream (chosen by eye).
 DREAM_SCALE = 100.0
+# A mirrored margin around the image as the network sees it (2 px per 128, at most this). Without it
+# stride-2 layers see the top row 1.8x and the bottom row 0.13x as strongly as the inside: a thin
+# line of coloured noise grows along one edge and the opposite edge stays unstyled.
+EDGE_PAD = 8
 
 
 class Interrupted(KeyboardInterrupt):
@@ -114,6 +118,7 @@ def stylize(
     save_every: int = 0,
     dream: Sequence[str] | str | None = None,
     force: bool = False,
+    edge_pad: bool = True,
     progress: bool = True,
 ) -> Image.Image:
     """Gatys et al. style transfer: an image with ``content``'s layout and the style images' textures.
@@ -178,7 +183,8 @@ def stylize(
     if dev.type == "cpu":
         prepare_cpu()
     backbone = Backbone(model, weights, dev, precision, pooling)
-    extractor = backbone.extractor([*style_taps, *content_taps, *(t.tap for t in dream_targets)])  # checks names
+    extractor = backbone.extractor([*style_taps, *content_taps, *(t.tap for t in dream_targets)],  # checks names
+                                   pad=EDGE_PAD if edge_pad else 0)
 
     params = {
         "dreamstyle": __version__, "command": "stylize", "content": content_name,
@@ -214,7 +220,8 @@ def stylize(
         with torch.no_grad(), too_small_is_user_error(model, level_size, "a larger --size or --style-scale"):
             content_feats = extractor(seen_content)
             style_feats = [extractor(s) for s in style_ts]
-        level_masks = None if mask_imgs is None else [_mask_tensor(m, w, h, dev) for m in mask_imgs]
+        level_masks = None if mask_imgs is None else [_mask_tensor(m, w, h, dev, extractor.margin(h, w))
+                                                     for m in mask_imgs]
         terms = [
             (ContentLoss(content_taps, content_feats), content_weight),
             (StyleLoss(style_taps, style_feats, blend, style_loss, level_masks, smooth), style_weight),
@@ -329,9 +336,11 @@ def _load_masks(masks: Sequence[ImageLike] | None, content: Image.Image, count: 
     return loaded
 
 
-def _mask_tensor(mask: Image.Image, w: int, h: int, device: torch.device) -> torch.Tensor:
+def _mask_tensor(mask: Image.Image, w: int, h: int, device: torch.device, pad: int = 0) -> torch.Tensor:
+    """The mask at the output's size, with the same mirrored margin the extractor adds to the image."""
     resized = mask.resize((w, h), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)[None, None].to(device)
+    m = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)[None, None].to(device)
+    return F.pad(m, (pad, pad, pad, pad), mode="reflect") if pad else m
 
 
 

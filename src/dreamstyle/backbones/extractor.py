@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 
@@ -25,7 +26,7 @@ class FeatureExtractor(nn.Module):
     matrices and losses.
     """
 
-    def __init__(self, model: nn.Module, mean, std, taps: list[Tap], precision: str = "fp32") -> None:
+    def __init__(self, model: nn.Module, mean, std, taps: list[Tap], precision: str = "fp32", pad: int = 0) -> None:
         super().__init__()
         self.taps = taps
         # Frozen eval-mode BatchNorm is an affine map: fold it into the conv before it (~15% faster).
@@ -33,9 +34,20 @@ class FeatureExtractor(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.precision = precision
+        self.pad = pad
         self.requires_grad_(False)
 
+    def margin(self, height: int, width: int) -> int:
+        """The mirrored margin around an image of this size: 2 px per 128 of its short side, at most ``pad``.
+
+        Even, so stride-2 layers keep their phase; none below 128 px, where it would be a large share.
+        """
+        return min(self.pad, 2 * (min(height, width) // 128))
+
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        pad = self.margin(*image.shape[-2:])
+        if pad:  # mirrored margin: border pixels are seen by as many windows as inner ones
+            image = F.pad(image, (pad, pad, pad, pad), mode="reflect")
         x = (image - self.mean) / self.std
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast(x.device, self.precision):
@@ -69,7 +81,8 @@ class Backbone:
     def resolve(self, names) -> list[Tap]:
         return resolve_taps(self.spec, list(names))
 
-    def extractor(self, names) -> FeatureExtractor:
-        """An extractor for the given tap names (duplicates are merged)."""
+    def extractor(self, names, pad: int = 0) -> FeatureExtractor:
+        """An extractor for the given tap names (duplicates are merged); ``pad``: a mirrored margin in pixels."""
         taps = self.resolve(dict.fromkeys(names))
-        return FeatureExtractor(self.model, self.spec.mean, self.spec.std, taps, self.precision).to(self.device)
+        return FeatureExtractor(self.model, self.spec.mean, self.spec.std, taps, self.precision,
+                                pad).to(self.device)
