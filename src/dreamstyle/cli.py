@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "--count, or with --image the --count most active)")
     e.add_argument("--count", type=_positive_int, default=16, help="how many channels (16)")
     e.add_argument("--image", help="show which channels respond to this image, and where")
-    e.add_argument("--size", type=_positive_int, default=128, help="cell size in pixels (128)")
+    e.add_argument("--size", type=_positive_int, help="cell size in pixels (128; with --image 256)")
     e.add_argument("--iterations", type=_positive_int, default=96, help="optimization steps per picture (96)")
     e.add_argument("--weights", help="load the network's weights from this file, or 'random'")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])

@@ -32,6 +32,8 @@ from .sheet import _grid
 
 MAX_CELLS = 64  # channels per grid
 MIN_SIZE = 32  # pixels
+FEATURE_SIZE = 128  # default cell size of feature visualizations
+IMAGE_SIZE = 256  # default long side of the photo in image mode
 
 # Feature-visualization settings, tuned by eye on efficientnet_lite0 at 128 px (see the module docstring).
 LR = 0.1  # Adam, on the Fourier coefficients
@@ -165,13 +167,14 @@ def heat_overlay(image: torch.Tensor, activation: torch.Tensor) -> Image.Image:
 
 def explore(model: str | None = None, tap: str | None = None, *, output: str | os.PathLike | None = None,
             channels: Sequence[int] | None = None, count: int = 16,
-            image: str | os.PathLike | Image.Image | None = None, size: int = 128, iterations: int = 96,
+            image: str | os.PathLike | Image.Image | None = None, size: int | None = None, iterations: int = 96,
             weights: str | os.PathLike | None = None, device: str = "auto", seed: int = 0,
             progress: bool = True) -> Image.Image:
     """A labelled grid, one cell per channel of ``tap``: what excites it, or where it fires in ``image``.
 
     Without ``image``, each cell is an image optimized for ``iterations`` steps to excite its channel
-    (``size`` x ``size`` pixels). With ``image``, the photo (long side resized to ``size``) goes through
+    (``size`` x ``size`` pixels, default 128). With ``image``, the photo (long side resized to ``size``,
+    default 256) goes through
     the network once, and each cell shows one channel's activation map over it, labelled with its mean
     activation. The channels are ``channels`` if given, else the first ``count`` channels of the tap
     (without image) or the ``count`` most active ones (with image); at most 64. ``output``, if given, is
@@ -181,6 +184,8 @@ def explore(model: str | None = None, tap: str | None = None, *, output: str | o
     if not tap:
         raise UserError(f"give the tap to explore with --tap, e.g. --tap blocks.5; "
                         f"'dreamstyle layers {model}' lists them")
+    if size is None:  # feature pictures are cheap at 128 px; heat maps need more pixels to be readable
+        size = FEATURE_SIZE if image is None else IMAGE_SIZE
     _check_int("--size", size, MIN_SIZE)
     _check_int("--iterations", iterations, 1)
     _check_int("--count", count, 1)
