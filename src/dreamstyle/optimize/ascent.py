@@ -68,8 +68,9 @@ def ascend(image: torch.Tensor, score_fn: ScoreFn, steps: int, step_size: float 
     """Take ``steps`` normalized gradient-ascent steps on ``image`` (1, 3, H, W in [0, 1]); returns the new image.
 
     Each step rolls the image by a random offset (up to ``jitter`` px but at most 1/16 of the image
-    side, or up to a whole tile when the image is tiled), takes the gradient, rolls it back, smooths it across scales (``laplacian`` levels;
-    0 or 1 for none) and moves every pixel by ``step_size`` times the gradient over its mean magnitude.
+    side, or up to a whole tile when the image is tiled), takes the gradient, rolls it back, smooths
+    it across scales (``laplacian`` levels; 0 or 1 for none) and moves every pixel by ``step_size``
+    times the gradient over its mean magnitude.
     """
     image = image.detach().clone()
     h, w = image.shape[-2:]
