@@ -282,6 +282,7 @@ def test_cli_dream_and_zoom(cli, image_files, tmp_path):
     (["--target", "blocks.5:999"], "has 80 channels"),
     (["--target", "nosuchtap"], "nosuchtap"),
     (["--zoom", "3"], ".gif or .mp4"),
+    (["-o", "still.gif"], "--zoom FRAMES"),
     (["--octave-scale", "0.5"], "--octave-scale"),
     (["--guide", "missing.png"], "missing.png"),
 ])

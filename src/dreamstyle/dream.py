@@ -155,6 +155,9 @@ def dream(
     started = time.perf_counter()
     check_dream_settings(objective, octaves, octave_scale, iterations, step_size, jitter, tile, laplacian,
                          preserve_color)
+    if output is not None and os.path.splitext(str(output))[1].lower() in ANIMATION_FORMATS:
+        raise UserError(f"'{output}' is an animation format: add --zoom FRAMES for an endless zoom, or write "
+                        "a still image such as out.png")
     out_path = check_output_path(output) if output is not None else None
     photo, name = _as_image(image, "image")
     size = max(photo.size) if size is None else size
