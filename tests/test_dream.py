@@ -340,3 +340,21 @@ def test_every_network_dreams_at_its_default_tap(model, image_files):
     assert out.size == (size, size)
     before = np.asarray(resize_long_side(img, size), np.float32)
     assert np.abs(np.asarray(out, np.float32) - before).mean() > 0.5
+
+
+def test_zoom_keeps_the_colours_with_preserve_color(image_files, tmp_path):
+    """Each frame's chroma is the previous frame's, zoomed; without preserve_color the dream changes it."""
+    from dreamstyle.color import rgb_to_yiq
+    from dreamstyle.dream import _zoom_in
+
+    def chroma_change(frames) -> float:
+        changes = []
+        for before, after in zip(frames, frames[1:]):
+            zoomed = _zoom_in(to_tensor(before), 1.05)
+            changes.append(float((rgb_to_yiq(to_tensor(after))[:, 1:] - rgb_to_yiq(zoomed)[:, 1:]).abs().mean()))
+        return max(changes)
+
+    kept = dream_zoom(image_files.astronaut, tmp_path / "a.gif", frames=4, frame_iterations=2, size=64,
+                      preserve_color="luminance", **FAST)
+    free = dream_zoom(image_files.astronaut, tmp_path / "b.gif", frames=4, frame_iterations=2, size=64, **FAST)
+    assert chroma_change(kept) < 0.01 and chroma_change(free) > 2 * chroma_change(kept)

@@ -243,8 +243,10 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, *, frames: int = 48,
     bar = Progress((frames - 1) * frame_iterations, enabled=options.get("progress", True))
     try:
         for i in range(1, frames):
-            current = dreamer.run(_zoom_in(current, zoom_scale), loss, frame_iterations, generator, bar,
-                                  f"frame {i + 1}/{frames}", **settings)
+            zoomed = _zoom_in(current, zoom_scale)
+            current = dreamer.run(zoomed, loss, frame_iterations, generator, bar, f"frame {i + 1}/{frames}",
+                                  **settings)
+            current = _finish(current, zoomed, used["preserve_color"])  # colours carried frame to frame
             images.append(to_image(current))
         interrupted = False
     except KeyboardInterrupt:  # keep what was made: write the frames so far
