@@ -358,3 +358,11 @@ def test_zoom_keeps_the_colours_with_preserve_color(image_files, tmp_path):
                       preserve_color="luminance", **FAST)
     free = dream_zoom(image_files.astronaut, tmp_path / "b.gif", frames=4, frame_iterations=2, size=64, **FAST)
     assert chroma_change(kept) < 0.01 and chroma_change(free) > 2 * chroma_change(kept)
+
+
+def test_a_tile_that_cannot_fit_is_refused_up_front(image_files, monkeypatch):
+    from dreamstyle.optimize import memory
+
+    monkeypatch.setattr("dreamstyle.dream.available_bytes", lambda device: memory.BASE_BYTES + 2**10)
+    with pytest.raises(UserError, match="smaller --tile"):
+        dream(image_files.astronaut, **FAST)

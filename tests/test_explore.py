@@ -162,3 +162,13 @@ def test_ctrl_c_keeps_the_pictures_so_far(tmp_path, monkeypatch):
         explore(MODEL, TAP, output=out, count=2, size=64, iterations=50, **FAST)
     assert info.value.step == 2 and info.value.path == out
     assert read_params(out)["interrupted_at"] == 2
+
+
+def test_a_batch_that_cannot_fit_is_refused_up_front(tmp_path, monkeypatch):
+    from dreamstyle.optimize import memory
+
+    monkeypatch.setattr("dreamstyle.explore.available_bytes", lambda device: memory.BASE_BYTES + 2**20)
+    out = tmp_path / "grid.png"
+    with pytest.raises(UserError, match="fewer channels") as info:
+        explore(MODEL, TAP, output=out, count=16, size=128, iterations=1, **FAST)
+    assert "\n" not in str(info.value) and not out.exists()

@@ -24,6 +24,7 @@ from .images import check_output_path, save_image, to_image, to_tensor
 from .animation import ANIMATION_FORMATS, check_animation_path, save_animation
 from .objectives.dream import DREAM_OBJECTIVES, DreamLoss, DreamTarget, parse_target, resolve_channels
 from .optimize.ascent import ascend
+from .optimize.memory import PROBE, available_bytes, estimate_peak_bytes
 from .progress import Progress
 from .runtime import check_precision, prepare_cpu, resolve_device, resolve_precision
 
@@ -90,6 +91,16 @@ class Dreamer:
             prepare_cpu()
         self.backbone = Backbone(self.model, weights, self.device, resolve_precision(precision, self.device))
         self.extractor: FeatureExtractor = self.backbone.extractor([t.tap for t in self.targets])
+
+    def check_memory(self, image: Image.Image, size: int, tile: int) -> None:
+        """Refuse up front when one tile's forward and backward would not fit (tiles bound the memory)."""
+        scale = size / max(image.size)
+        h, w = min(tile, round(image.height * scale)), min(tile, round(image.width * scale))
+        need = estimate_peak_bytes(self.extractor, _resized(image, PROBE, self.device), h, w)
+        have = available_bytes(self.device)
+        if need > have:
+            raise UserError(f"dreaming in {tile}-px tiles needs about {need / 2**30:.1f} GiB but "
+                            f"{have / 2**30:.1f} GiB is free; use a smaller --tile")
 
     def fix_channels(self, image: Image.Image) -> None:
         """Choose 'strongest'/'weakest' channels on ``image`` and check explicit channel numbers."""
@@ -164,6 +175,7 @@ def dream(
     if not isinstance(size, int) or size < 32:
         raise UserError(f"--size must be at least 32 pixels, got {size}")
     dreamer = Dreamer(model, weights, targets, objective, device, precision, guide)
+    dreamer.check_memory(photo, size, tile)
     dreamer.fix_channels(photo)
     params = {"dreamstyle": __version__, "command": "dream", "image": name, "model": dreamer.model,
               "weights": None if weights is None else str(weights), "targets": [str(t) for t in dreamer.targets],

@@ -26,6 +26,7 @@ from PIL import Image
 from .backbones import DEFAULT_BACKBONE, Backbone, FeatureExtractor
 from .errors import UserError
 from .images import check_output_path, load_image, resize_long_side, save_image, to_image, to_tensor
+from .optimize.memory import BASE_BYTES, PROBE, available_bytes, estimate_peak_bytes
 from .progress import Progress
 from .runtime import prepare_cpu, resolve_device, resolve_precision, too_small_is_user_error
 from .sheet import _grid
@@ -205,6 +206,8 @@ def explore(model: str | None = None, tap: str | None = None, *, output: str | o
     if cells_wanted > MAX_CELLS:
         raise UserError(f"{cells_wanted} channels make too big a grid; explore {MAX_CELLS} or fewer at a time")
     extractor = backbone.extractor([tap])
+    if photo is None:
+        _check_memory(extractor, cells_wanted, size, dev)
 
     stopped = None
     with too_small_is_user_error(model, size):
@@ -239,6 +242,16 @@ def explore(model: str | None = None, tap: str | None = None, *, output: str | o
 
 
 # --- checks --------------------------------------------------------------------------------------
+
+def _check_memory(extractor: FeatureExtractor, count: int, size: int, device: torch.device) -> None:
+    """The pictures are optimized as one batch: refuse up front when the batch would not fit."""
+    probe = torch.rand(1, 3, PROBE, PROBE, device=device)
+    one = estimate_peak_bytes(extractor, probe, size, size) - BASE_BYTES
+    need, have = BASE_BYTES + count * one, available_bytes(device)
+    if need > have:
+        raise UserError(f"{count} channels at --size {size} need about {need / 2**30:.1f} GiB but "
+                        f"{have / 2**30:.1f} GiB is free; explore fewer channels (--count) or use a smaller --size")
+
 
 def _check_int(what: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
