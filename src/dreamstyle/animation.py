@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
-from .images import atomic_path
+from .images import atomic_path, check_output_folder
 
 ANIMATION_FORMATS = (".gif", ".mp4")
 
@@ -20,11 +20,7 @@ def check_animation_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.suffix.lower() not in ANIMATION_FORMATS:
         raise UserError(f"cannot write the zoom animation to '{p}': use a .gif or .mp4 file name")
-    if not p.parent.is_dir():
-        raise UserError(f"output folder '{p.parent}' does not exist; create it first")
-    if not os.access(p.parent, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write to output folder '{p.parent}': permission denied; choose another folder")
-    return p
+    return check_output_folder(p)
 
 
 def _write_gif(frames: list[Image.Image], path: str, fps: int, comment: str) -> None:

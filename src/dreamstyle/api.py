@@ -17,7 +17,7 @@ from PIL import Image
 from . import __version__
 from .backbones import DEFAULT_BACKBONE, Backbone, get_spec
 from .errors import UserError
-from .images import check_output_path, load_image, resize_long_side, save_image, to_image, to_tensor
+from .images import as_image, check_output_path, load_image, resized_tensor, save_image, to_image, to_tensor
 from .color import PRESERVE_COLOR, combine_luminance, luminance_rgb, match_color, match_luminance
 from .objectives import ContentLoss, Objective, StyleLoss, TVLoss
 from .objectives.dream import DreamLoss, DreamTarget, resolve_channels
@@ -74,16 +74,6 @@ def check_weight(what: str, value: float) -> float:
     if not isinstance(value, (int, float)) or value != value or value < 0:
         raise UserError(f"{what} must be a number >= 0, got {value}")
     return float(value)
-
-
-def _as_image(image: ImageLike, what: str) -> tuple[Image.Image, str]:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB"), f"<{what} image>"
-    return load_image(image), str(image)
-
-
-def _resized(img: Image.Image, size: int, device: torch.device) -> torch.Tensor:
-    return to_tensor(resize_long_side(img, size)).to(device)
 
 
 def stylize(
@@ -175,8 +165,8 @@ def stylize(
         if not Path(init).exists():
             raise UserError(f"--init must be one of {', '.join(INITS)} or an image file; '{init}' is neither")
         init_file = load_image(init)
-    content_img, content_name = _as_image(content, "content")
-    style_imgs = [_as_image(s, "style") for s in style_list]
+    content_img, content_name = as_image(content, "content")
+    style_imgs = [as_image(s, "style") for s in style_list]
     mask_imgs = _load_masks(masks, content_img, len(style_list))
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)
@@ -208,9 +198,9 @@ def stylize(
     current: torch.Tensor | None = None
     done = 0
     for level_size, level_steps in zip(sizes, steps):
-        content_t = _resized(content_img, level_size, dev)
+        content_t = resized_tensor(content_img, level_size, dev)
         h, w = content_t.shape[-2:]
-        seen_content, style_ts = content_t, [_resized(img, max(1, round(level_size * style_scale)), dev)
+        seen_content, style_ts = content_t, [resized_tensor(img, max(1, round(level_size * style_scale)), dev)
                                              for img, _ in style_imgs]
         if preserve_color == "luminance":
             seen_content = luminance_rgb(content_t)
@@ -304,7 +294,7 @@ def _check_memory(extractor: torch.nn.Module, content: Image.Image, size: int, d
     """Refuse up front, naming the largest size that fits, when the run would not fit in memory."""
     scale = size / max(content.size)
     w, h = round(content.width * scale), round(content.height * scale)
-    probe = _resized(content, PROBE, device)
+    probe = resized_tensor(content, PROBE, device)
     need = estimate_peak_bytes(extractor, probe, h, w)
     have = available_bytes(device)
     if need > have:
@@ -327,7 +317,7 @@ def _load_masks(masks: Sequence[ImageLike] | None, content: Image.Image, count: 
     loaded = []
     cw, ch = content.size
     for mask in masks:
-        img, name = _as_image(mask, "mask")
+        img, name = as_image(mask, "mask")
         mw, mh = img.size
         if abs(mw / mh - cw / ch) > 0.02 * (cw / ch):
             raise UserError(f"mask '{name}' is {mw}x{mh} but the content is {cw}x{ch}; a mask must have the "

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import __version__
-from .api import ImageLike, Interrupted, _as_image, _resized
+from .api import ImageLike, Interrupted
 from .backbones import DEFAULT_BACKBONE, Backbone, FeatureExtractor, get_spec
 from .color import PRESERVE_COLOR, combine_luminance, match_color
 from .errors import UserError
-from .images import check_output_path, save_image, to_image, to_tensor
+from .images import as_image, check_output_path, resized_tensor, save_image, to_image, to_tensor
 from .animation import ANIMATION_FORMATS, check_animation_path, save_animation
 from .objectives.dream import DREAM_OBJECTIVES, DreamLoss, DreamTarget, parse_target, resolve_channels
 from .optimize.ascent import ascend
@@ -85,7 +85,7 @@ class Dreamer:
         check_precision(precision)
         self.targets = parse_targets(targets, self.model)
         self.objective = objective
-        self.guide = None if guide is None else _as_image(guide, "guide")
+        self.guide = None if guide is None else as_image(guide, "guide")
         self.device = resolve_device(device)
         if self.device.type == "cpu":
             prepare_cpu()
@@ -96,7 +96,7 @@ class Dreamer:
         """Refuse up front when one tile's forward and backward would not fit (tiles bound the memory)."""
         scale = size / max(image.size)
         h, w = min(tile, round(image.height * scale)), min(tile, round(image.width * scale))
-        need = estimate_peak_bytes(self.extractor, _resized(image, PROBE, self.device), h, w)
+        need = estimate_peak_bytes(self.extractor, resized_tensor(image, PROBE, self.device), h, w)
         have = available_bytes(self.device)
         if need > have:
             raise UserError(f"dreaming in {tile}-px tiles needs about {need / 2**30:.1f} GiB but "
@@ -105,14 +105,14 @@ class Dreamer:
     def fix_channels(self, image: Image.Image) -> None:
         """Choose 'strongest'/'weakest' channels on ``image`` and check explicit channel numbers."""
         with torch.no_grad():
-            feats = self.extractor(_resized(image, min(RANK_SIZE, max(image.size)), self.device))
+            feats = self.extractor(resized_tensor(image, min(RANK_SIZE, max(image.size)), self.device))
         self.targets = resolve_channels(self.targets, feats)
 
     def loss_at(self, size: int) -> DreamLoss:
         guides = None
         if self.guide is not None:
             with torch.no_grad():
-                guides = self.extractor(_resized(self.guide[0], size, self.device))
+                guides = self.extractor(resized_tensor(self.guide[0], size, self.device))
         return DreamLoss(self.targets, self.objective, guides=guides)
 
     def run(self, image: torch.Tensor, loss: DreamLoss, steps: int, generator: torch.Generator, bar: Progress,
@@ -170,7 +170,7 @@ def dream(
         raise UserError(f"'{output}' is an animation format: add --zoom FRAMES for an endless zoom, or write "
                         "a still image such as out.png")
     out_path = check_output_path(output) if output is not None else None
-    photo, name = _as_image(image, "image")
+    photo, name = as_image(image, "image")
     size = max(photo.size) if size is None else size
     if not isinstance(size, int) or size < 32:
         raise UserError(f"--size must be at least 32 pixels, got {size}")
@@ -188,11 +188,11 @@ def dream(
     bar = Progress(len(sizes) * iterations, enabled=progress)
     settings = dict(step_size=step_size, jitter=jitter, tile=tile, laplacian=laplacian)
     detail: torch.Tensor | None = None
-    base = current = _resized(photo, sizes[0], dreamer.device)
+    base = current = resized_tensor(photo, sizes[0], dreamer.device)
     done = 0
     try:
         for octave_size in sizes:
-            base = _resized(photo, octave_size, dreamer.device)
+            base = resized_tensor(photo, octave_size, dreamer.device)
             if detail is not None:
                 detail = F.interpolate(detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
             current = base if detail is None else (base + detail).clamp(0, 1)
@@ -203,7 +203,7 @@ def dream(
             done += iterations
     except KeyboardInterrupt:
         bar.close()
-        result = to_image(_finish(current, _resized(photo, max(current.shape[-2:]), dreamer.device), preserve_color))
+        result = to_image(_finish(current, resized_tensor(photo, max(current.shape[-2:]), dreamer.device), preserve_color))
         params.update(interrupted_at=done, seconds=round(time.perf_counter() - started, 2))
         path = save_image(result, out_path, params) if out_path else None
         raise Interrupted(result, path, done, len(sizes) * iterations) from None

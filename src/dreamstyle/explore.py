@@ -25,7 +25,7 @@ from PIL import Image
 
 from .backbones import DEFAULT_BACKBONE, Backbone, FeatureExtractor
 from .errors import UserError
-from .images import check_output_path, load_image, resize_long_side, save_image, to_image, to_tensor
+from .images import as_image, check_output_path, resized_tensor, save_image, to_image
 from .optimize.memory import BASE_BYTES, PROBE, available_bytes, estimate_peak_bytes
 from .progress import Progress
 from .runtime import prepare_cpu, resolve_device, resolve_precision, too_small_is_user_error
@@ -193,7 +193,7 @@ def explore(model: str | None = None, tap: str | None = None, *, output: str | o
     out_path = check_output_path(output) if output is not None else None
     photo, image_name = None, None
     if image is not None:
-        photo = image.convert("RGB") if isinstance(image, Image.Image) else load_image(image)
+        photo = as_image(image, "image")[0]
         image_name = "<image>" if isinstance(image, Image.Image) else str(image)
 
     dev = resolve_device(device)
@@ -219,7 +219,7 @@ def explore(model: str | None = None, tap: str | None = None, *, output: str | o
                 images, stopped = exc.images, exc
             cells = [(to_image(img), f"{tap} ch {ch}") for img, ch in zip(images, chosen)]
         else:
-            x = to_tensor(resize_long_side(photo, size)).to(dev)
+            x = resized_tensor(photo, size, dev)
             maps = feature_map(extractor, tap, x)
             means = maps.mean(dim=(1, 2))
             chosen = chosen if chosen is not None else means.argsort(descending=True)[:cells_wanted].tolist()

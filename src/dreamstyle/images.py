@@ -101,6 +101,18 @@ def resize_long_side(img: Image.Image, size: int) -> Image.Image:
     return img.resize(new, Image.Resampling.LANCZOS)
 
 
+def as_image(image: str | os.PathLike | Image.Image, what: str) -> tuple[Image.Image, str]:
+    """A path or a PIL image -> (RGB image, the name to record for it in the output's parameters)."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB"), f"<{what} image>"
+    return load_image(image), str(image)
+
+
+def resized_tensor(img: Image.Image, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``img`` with its long side resized to ``size``, as a (1, 3, H, W) tensor on ``device``."""
+    return to_tensor(resize_long_side(img, size)).to(device)
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """Convert an image to a (1, 3, H, W) float32 tensor in [0, 1]."""
     a = np.array(img.convert("RGB"), dtype=np.uint8)
@@ -128,6 +140,11 @@ def check_output_path(path: str | os.PathLike) -> Path:
     if p.suffix.lower() not in usable:
         ext = p.suffix or "(none)"
         raise _fail(f"cannot write '{p}': unsupported extension '{ext}'; use one of {', '.join(usable)}")
+    return check_output_folder(p)
+
+
+def check_output_folder(p: Path) -> Path:
+    """Check that the folder of output ``p`` exists and can be written; return ``p``."""
     parent = p.parent
     if not parent.is_dir():
         raise _fail(f"output folder '{parent}' does not exist; create it first")
