@@ -14,6 +14,7 @@ from dreamstyle.color import match_color, rgb_to_yiq
 from dreamstyle.errors import UserError
 from dreamstyle.images import load_image, read_params, to_tensor
 from dreamstyle.objectives import StyleLoss
+from dreamstyle.optimize import memory
 
 LITE0_STYLE = ["stem", "blocks.1", "blocks.3", "blocks.5", "blocks.8"]
 BASE = dict(size=64, iterations=12, seed=0, progress=False, style_layers=LITE0_STYLE, content_layers=["blocks.8"],
@@ -148,7 +149,7 @@ def test_ema_averages_the_iterates(image_files):
 
 
 def test_memory_check_refuses_with_the_largest_size_that_fits(image_files, monkeypatch):
-    monkeypatch.setattr(api, "available_bytes", lambda device: 2.5 * 2**30)  # pretend 2.5 GiB are free
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 2.5 * 2**30)  # pretend 2.5 GiB are free
     with pytest.raises(UserError, match=r"--size \d+ or less") as info:
         run(image_files.content, image_files.style, size=4096)
     suggested = int(str(info.value).split("use --size ")[1].split()[0])

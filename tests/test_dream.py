@@ -363,6 +363,6 @@ def test_zoom_keeps_the_colours_with_preserve_color(image_files, tmp_path):
 def test_a_tile_that_cannot_fit_is_refused_up_front(image_files, monkeypatch):
     from dreamstyle.optimize import memory
 
-    monkeypatch.setattr("dreamstyle.dream.available_bytes", lambda device: memory.BASE_BYTES + 2**10)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: memory.BASE_BYTES + 2**10)
     with pytest.raises(UserError, match="smaller --tile"):
         dream(image_files.astronaut, **FAST)

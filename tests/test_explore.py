@@ -167,7 +167,7 @@ def test_ctrl_c_keeps_the_pictures_so_far(tmp_path, monkeypatch):
 def test_a_batch_that_cannot_fit_is_refused_up_front(tmp_path, monkeypatch):
     from dreamstyle.optimize import memory
 
-    monkeypatch.setattr("dreamstyle.explore.available_bytes", lambda device: memory.BASE_BYTES + 2**20)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: memory.BASE_BYTES + 2**20)
     out = tmp_path / "grid.png"
     with pytest.raises(UserError, match="fewer channels") as info:
         explore(MODEL, TAP, output=out, count=16, size=128, iterations=1, **FAST)

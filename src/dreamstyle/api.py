@@ -23,7 +23,7 @@ from .objectives import ContentLoss, Objective, StyleLoss, TVLoss
 from .objectives.dream import DreamLoss, DreamTarget, resolve_channels
 from .objectives.style import SMOOTHING, STYLE_LOSSES
 from .optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
-from .optimize.memory import PROBE, available_bytes, estimate_peak_bytes, largest_fitting_size
+from .optimize.memory import PROBE, estimate_peak_bytes, largest_fitting_size, require
 from .progress import Progress
 from .runtime import check_precision, prepare_cpu, resolve_device, resolve_precision, too_small_is_user_error
 
@@ -296,10 +296,8 @@ def _check_memory(extractor: torch.nn.Module, content: Image.Image, size: int, d
     w, h = round(content.width * scale), round(content.height * scale)
     probe = resized_tensor(content, PROBE, device)
     need = estimate_peak_bytes(extractor, probe, h, w)
-    have = available_bytes(device)
-    if need > have:
-        raise UserError(f"--size {size} with {model} needs about {need / 2**30:.1f} GiB but {have / 2**30:.1f} GiB "
-                        f"is free; use --size {largest_fitting_size(size, need, have)} or less, or a lighter --model")
+    require(need, device, f"--size {size} with {model}",
+            lambda have: f"use --size {largest_fitting_size(size, need, have)} or less, or a lighter --model")
 
 
 def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:

@@ -24,7 +24,7 @@ from .images import as_image, check_output_path, resized_tensor, save_image, to_
 from .animation import ANIMATION_FORMATS, check_animation_path, save_animation
 from .objectives.dream import DREAM_OBJECTIVES, DreamLoss, DreamTarget, parse_target, resolve_channels
 from .optimize.ascent import ascend
-from .optimize.memory import PROBE, available_bytes, estimate_peak_bytes
+from .optimize.memory import PROBE, estimate_peak_bytes, require
 from .progress import Progress
 from .runtime import check_precision, prepare_cpu, resolve_device, resolve_precision
 
@@ -97,10 +97,7 @@ class Dreamer:
         scale = size / max(image.size)
         h, w = min(tile, round(image.height * scale)), min(tile, round(image.width * scale))
         need = estimate_peak_bytes(self.extractor, resized_tensor(image, PROBE, self.device), h, w)
-        have = available_bytes(self.device)
-        if need > have:
-            raise UserError(f"dreaming in {tile}-px tiles needs about {need / 2**30:.1f} GiB but "
-                            f"{have / 2**30:.1f} GiB is free; use a smaller --tile")
+        require(need, self.device, f"dreaming in {tile}-px tiles", lambda have: "use a smaller --tile")
 
     def fix_channels(self, image: Image.Image) -> None:
         """Choose 'strongest'/'weakest' channels on ``image`` and check explicit channel numbers."""

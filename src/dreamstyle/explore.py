@@ -26,7 +26,7 @@ from PIL import Image
 from .backbones import DEFAULT_BACKBONE, Backbone, FeatureExtractor
 from .errors import UserError
 from .images import as_image, check_output_path, resized_tensor, save_image, to_image
-from .optimize.memory import BASE_BYTES, PROBE, available_bytes, estimate_peak_bytes
+from .optimize.memory import BASE_BYTES, PROBE, estimate_peak_bytes, require
 from .progress import Progress
 from .runtime import prepare_cpu, resolve_device, resolve_precision, too_small_is_user_error
 from .sheet import _grid
@@ -247,10 +247,8 @@ def _check_memory(extractor: FeatureExtractor, count: int, size: int, device: to
     """The pictures are optimized as one batch: refuse up front when the batch would not fit."""
     probe = torch.rand(1, 3, PROBE, PROBE, device=device)
     one = estimate_peak_bytes(extractor, probe, size, size) - BASE_BYTES
-    need, have = BASE_BYTES + count * one, available_bytes(device)
-    if need > have:
-        raise UserError(f"{count} channels at --size {size} need about {need / 2**30:.1f} GiB but "
-                        f"{have / 2**30:.1f} GiB is free; explore fewer channels (--count) or use a smaller --size")
+    require(BASE_BYTES + count * one, device, f"{count} channels at --size {size}",
+            lambda have: "explore fewer channels (--count) or use a smaller --size")
 
 
 def _check_int(what: str, value, minimum: int) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Callable
 
 import torch
 from torch import nn
+
+from ..errors import UserError
 
 # Peak memory ~ BASE_BYTES + BYTES_PER_ACTIVATION * (activation elements of one forward), fitted to the
 # peak RSS of VGG-19 runs on CPU at 1024 px (4.67 GiB) and 2048 px (12.47 GiB); see BENCHMARKS.md.
@@ -64,3 +67,13 @@ def largest_fitting_size(size: int, estimate: float, available: float) -> int:
     """Activation memory grows with the pixel count, so the long side that fits scales with its square root."""
     room = max(available - BASE_BYTES, 0.0) / max(estimate - BASE_BYTES, 1.0)
     return int(size * math.sqrt(room) // 16 * 16)
+
+
+def require(need: float, device: torch.device, what: str, fix: Callable[[float], str]) -> None:
+    """Refuse up front, in one line, when ``need`` bytes are more than ``device`` has free.
+
+    ``what`` names the run ("--size 2048 with vgg19"); ``fix(free_bytes)`` says what to change.
+    """
+    have = available_bytes(device)
+    if need > have:
+        raise UserError(f"{what} needs about {need / 2**30:.1f} GiB but {have / 2**30:.1f} GiB is free; {fix(have)}")
