@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import __version__
 from .backbones import DEFAULT_BACKBONE, Backbone, get_spec
-from .errors import UserError
+from .errors import UserError, check_choice
 from .images import as_image, check_output_path, load_image, resized_tensor, save_image, to_image, to_tensor
 from .color import PRESERVE_COLOR, combine_luminance, luminance_rgb, match_color, match_luminance
 from .objectives import ContentLoss, Objective, StyleLoss, TVLoss
@@ -133,9 +133,9 @@ def stylize(
     tv_weight = check_weight("--tv-weight", knobs["tv_weight"] if tv_weight is None else tv_weight)
     iterations = int(knobs["iterations"] if iterations is None else iterations)
     smooth = knobs.get("smooth", "none") if smooth is None else smooth
-    _check_choice("--style-loss", style_loss, STYLE_LOSSES)
-    _check_choice("--smooth", smooth, SMOOTHING)
-    _check_choice("--preserve-color", preserve_color, PRESERVE_COLOR)
+    check_choice("--style-loss", style_loss, STYLE_LOSSES)
+    check_choice("--smooth", smooth, SMOOTHING)
+    check_choice("--preserve-color", preserve_color, PRESERVE_COLOR)
     if iterations < 1:
         raise UserError(f"--iterations must be at least 1, got {iterations}")
     if not (math.isfinite(style_scale) and 0 < style_scale <= 8):
@@ -298,11 +298,6 @@ def _check_memory(extractor: torch.nn.Module, content: Image.Image, size: int, d
     need = estimate_peak_bytes(extractor, probe, h, w)
     require(need, device, f"--size {size} with {model}",
             lambda have: f"use --size {largest_fitting_size(size, need, have)} or less, or a lighter --model")
-
-
-def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise UserError(f"unknown {option} '{value}'; choose one of: {', '.join(choices)}")
 
 
 def _load_masks(masks: Sequence[ImageLike] | None, content: Image.Image, count: int) -> list[Image.Image] | None:

@@ -19,7 +19,7 @@ from . import __version__
 from .api import ImageLike, Interrupted
 from .backbones import DEFAULT_BACKBONE, Backbone, FeatureExtractor, get_spec
 from .color import PRESERVE_COLOR, combine_luminance, match_color
-from .errors import UserError
+from .errors import UserError, check_choice
 from .images import as_image, check_output_path, resized_tensor, save_image, to_image, to_tensor
 from .animation import ANIMATION_FORMATS, check_animation_path, save_animation
 from .objectives.dream import DREAM_OBJECTIVES, DreamLoss, DreamTarget, parse_target, resolve_channels
@@ -58,10 +58,8 @@ def parse_targets(targets: Sequence[str | DreamTarget] | str | None, model: str,
 def check_dream_settings(objective: str, octaves: int, octave_scale: float, iterations: int, step_size: float,
                          jitter: int, tile: int, laplacian: int, preserve_color: str) -> None:
     """Every dream setting, checked before any slow work; each problem is a one-line UserError."""
-    if objective not in DREAM_OBJECTIVES:
-        raise UserError(f"unknown --objective '{objective}'; choose one of: {', '.join(DREAM_OBJECTIVES)}")
-    if preserve_color not in PRESERVE_COLOR:
-        raise UserError(f"unknown --preserve-color '{preserve_color}'; choose one of: {', '.join(PRESERVE_COLOR)}")
+    check_choice("--objective", objective, DREAM_OBJECTIVES)
+    check_choice("--preserve-color", preserve_color, PRESERVE_COLOR)
     checks = [
         (isinstance(octaves, int) and octaves >= 1, f"--octaves must be a whole number >= 1, got {octaves}"),
         (1 < octave_scale <= 4, f"--octave-scale must be in (1, 4], got {octave_scale}"),

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, check_choice
 
 PRECISIONS = {"auto": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -15,8 +15,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA, then MPS, then CPU; an explicit device that is absent is an error."""
-    if name not in DEVICES:
-        raise UserError(f"unknown device '{name}'; choose one of: {', '.join(DEVICES)}")
+    check_choice("device", name, DEVICES)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -31,8 +30,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def check_precision(precision: str) -> torch.dtype | None:
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+    check_choice("precision", precision, list(PRECISIONS))
     return PRECISIONS[precision]
 
 

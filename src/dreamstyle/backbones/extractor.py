@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 
-from ..errors import UserError
+from ..errors import UserError, check_choice
 from ..runtime import autocast
 from .pooling import POOLINGS, use_avg_pooling
 from .registry import DEFAULT_BACKBONE, get_spec
@@ -61,8 +61,7 @@ class Backbone:
     def __init__(self, name: str = DEFAULT_BACKBONE, weights: str | os.PathLike | None = None,
                  device: torch.device | str = "cpu", precision: str = "fp32", pooling: str = "max") -> None:
         self.spec = get_spec(name)
-        if pooling not in POOLINGS:
-            raise UserError(f"unknown pooling '{pooling}'; choose one of: {', '.join(POOLINGS)}")
+        check_choice("pooling", pooling, POOLINGS)
         self.device = torch.device(device)
         self.precision = precision
         self.model = load_model(self.spec, weights)

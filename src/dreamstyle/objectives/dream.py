@@ -120,8 +120,8 @@ class DreamLoss(Term):
     def __init__(self, targets: list[DreamTarget], objective: str = "l2",
                  reference: dict[str, torch.Tensor] | None = None,
                  guides: dict[str, torch.Tensor] | None = None) -> None:
-        if objective not in DREAM_OBJECTIVES:
-            raise UserError(f"unknown dream objective '{objective}'; choose one of: {', '.join(DREAM_OBJECTIVES)}")
+        if objective not in DREAM_OBJECTIVES:  # the front ends check it up front, as a UserError
+            raise ValueError(f"unknown dream objective {objective!r}")
         if any(t.select is not None for t in targets):
             raise ValueError("resolve 'strongest'/'weakest' channels first (resolve_channels)")
         self.targets, self.objective, self.guides = targets, objective, guides or {}

@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from ..errors import RunError, UserError
+from ..errors import RunError, UserError, check_choice
 
 LossFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 StepCallback = Callable[[int, float, dict[str, float], torch.Tensor], None]
@@ -27,8 +27,7 @@ class Result:
 
 def check_settings(name: str, lr: float | None = None, average: float = 0.0) -> float:
     """Check the optimizer name, step size and averaging decay; return the step size to use."""
-    if name not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer '{name}'; choose one of: {', '.join(OPTIMIZERS)}")
+    check_choice("optimizer", name, OPTIMIZERS)
     lr = DEFAULT_LR[name] if lr is None else lr
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a number > 0, got {lr}")
