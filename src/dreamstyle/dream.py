@@ -99,6 +99,8 @@ class Dreamer:
 
     def fix_channels(self, image: Image.Image) -> None:
         """Choose 'strongest'/'weakest' channels on ``image`` and check explicit channel numbers."""
+        if not any(t.select or t.channels for t in self.targets):
+            return  # whole taps: nothing to choose or check, so no extra forward pass
         with torch.no_grad():
             feats = self.extractor(resized_tensor(image, min(RANK_SIZE, max(image.size)), self.device))
         self.targets = resolve_channels(self.targets, feats)
