@@ -17,33 +17,38 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+import harness
 
-from dreamstyle.backbones import DEFAULT_BACKBONE, get_spec, load_model
-from dreamstyle.dream import dream
-from dreamstyle.images import load_image, resize_long_side, to_tensor
+# torch and dreamstyle are imported inside the functions: with --memory this process stays light,
+# since a child's peak RSS (from wait4) counts the parent's RSS at launch.
+if TYPE_CHECKING:
+    import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = dict(size=512, octaves=3, iterations=10)
+ROOT = harness.REPO
+SETTINGS = {"size": 512, "octaves": 3, "iterations": 10}
 
 
 def photo() -> Path:
-    shared = ROOT.parent / "shared" / "images" / "content_tubingen.jpg"
-    return shared if shared.exists() else ROOT / "src" / "dreamstyle" / "examples" / "chelsea.jpg"
+    """The shared pair's content photo (content_tubingen.jpg), else the bundled example."""
+    content, _, note = harness.shared_pair()
+    if note:
+        harness.log("NOTE: " + note)
+    return content
 
 
 def naive_dream(model: torch.nn.Module, layer: torch.nn.Module, image: torch.Tensor, mean, std,
                 octaves: int = 3, scale: float = 1.4, steps: int = 10, lr: float = 0.02) -> torch.Tensor:
     """Deep Dream as in the tutorials: octaves with detail carry, jitter, gradient / mean |gradient|."""
+    import torch
+    import torch.nn.functional as F
+
     store = {}
     hook = layer.register_forward_hook(lambda m, i, o: store.__setitem__("out", o))
     mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
@@ -66,26 +71,35 @@ def naive_dream(model: torch.nn.Module, layer: torch.nn.Module, image: torch.Ten
 
 
 MEMORY_RUN = """
-import resource, sys, time
-from dreamstyle.dream import dream
+import json, sys, time
+from dreamstyle import dream
+from dreamstyle.backbones import DEFAULT_BACKBONE
+dream = dream if callable(dream) else dream.dream
 size, tile = int(sys.argv[1]), int(sys.argv[2])
 start = time.perf_counter()
 dream(sys.argv[3], size=size, tile=tile, octaves=1, iterations=2, progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, time.perf_counter() - start)
+print(json.dumps({"model": DEFAULT_BACKBONE, "seconds": time.perf_counter() - start}))
 """
 
 
 def memory(out: str) -> None:
-    rows = []
+    """Peak RSS per size, each in a fresh process (the child's own peak, from wait4)."""
+    rows, model = [], None
+    image = photo()
     for size, tile in [(1024, 512), (1024, 4096), (2048, 512), (2048, 4096), (4096, 512)]:
-        proc = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(size), str(tile), str(photo())],
-                              capture_output=True, text=True, check=True)
-        peak, seconds = proc.stdout.split()
-        rows.append({"size": size, "tiled": tile < size, "tile": tile, "peak_rss_gib": round(int(peak) / 2**30, 2),
-                     "seconds": round(float(seconds), 1)})
+        run = harness.timed_subprocess([sys.executable, "-c", MEMORY_RUN, str(size), str(tile), str(image)],
+                                       capture=True)
+        if run["rc"] != 0:
+            sys.exit(f"bench_dream: the {size}-px dream failed (exit {run['rc']}):\n{run['stderr'][-2000:]}")
+        info = json.loads(run["stdout"].strip().splitlines()[-1])
+        model = info["model"]
+        rows.append({"size": size, "tiled": tile < size, "tile": tile,
+                     "peak_rss_gib": round(run["max_rss_mib"] / 1024, 2),
+                     "seconds": round(info["seconds"], 1), "wall_s": round(run["wall_s"], 1),
+                     "other_load_cores": run.get("other_load_cores")})
         print(json.dumps(rows[-1]), flush=True)
-    Path(out).write_text(json.dumps({"benchmark": "peak RSS of a 1-octave, 2-step dream", "model": DEFAULT_BACKBONE,
-                                     "date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}, indent=1))
+    harness.write_results(out, {"benchmark": "peak RSS of a 1-octave, 2-step dream", "model": model,
+                                "date": time.strftime("%Y-%m-%d %H:%M"), "image": str(image), "rows": rows})
 
 
 def main() -> None:
@@ -97,9 +111,18 @@ def main() -> None:
     if args.memory:
         return memory(args.out or str(ROOT / "bench" / "results_dream_memory.json"))
     args.out = args.out or str(ROOT / "bench" / "results_dream.json")
+    import torch
+
+    from dreamstyle import dream
+    from dreamstyle.backbones import DEFAULT_BACKBONE, get_spec, load_model
+    from dreamstyle.images import load_image, resize_long_side, to_tensor
+
+    if not callable(dream):  # the package before dream() was exported from the top level
+        dream = dream.dream
     spec = get_spec(DEFAULT_BACKBONE)
     tap = spec.dream_taps[0]
-    img = load_image(photo())
+    image_path = photo()
+    img = load_image(image_path)
     dream(img, targets=[tap], size=128, octaves=1, iterations=1, progress=False)  # warm-up: weights, caches
     model = load_model(spec, None)
     layer = model.get_submodule(tap)
@@ -114,19 +137,21 @@ def main() -> None:
         naive.append(time.perf_counter() - start)
         print(f"dreamstyle {ours[-1]:.2f} s, naive {naive[-1]:.2f} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "dreamstyle", "dream", str(photo()), "-o", f"{tmp}/d.png", "--size",
-                        "512", "--octaves", "3", "--iterations", "10", "--quiet"], check=True)
-        cli = time.perf_counter() - start
+        cli = harness.timed_subprocess([sys.executable, "-m", "dreamstyle", "dream", str(image_path), "-o",
+                                        f"{tmp}/d.png", "--size", "512", "--octaves", "3", "--iterations", "10",
+                                        "--quiet"], capture=True)
+        if cli["rc"] != 0:
+            sys.exit(f"bench_dream: the CLI run failed (exit {cli['rc']}):\n{cli['stderr'][-2000:]}")
     result = {
         "benchmark": "512-px dream, 3 octaves x 10 steps, default backbone", "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},
-        "torch": torch.__version__, "image": str(photo()), "model": spec.name, "target": tap,
+        "machine": {"threads": torch.get_num_threads()},
+        "torch": torch.__version__, "image": str(image_path), "model": spec.name, "target": tap,
         "dreamstyle_s": [round(t, 2) for t in ours], "naive_s": [round(t, 2) for t in naive],
         "dreamstyle_median_s": round(statistics.median(ours), 2), "naive_median_s": round(statistics.median(naive), 2),
-        "ratio": round(statistics.median(naive) / statistics.median(ours), 2), "cli_end_to_end_s": round(cli, 2),
+        "ratio": round(statistics.median(naive) / statistics.median(ours), 2),
+        "cli_end_to_end_s": round(cli["wall_s"], 2), "cli_other_load_cores": cli.get("other_load_cores"),
     }
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    harness.write_results(args.out, result)
     print(json.dumps(result, indent=1))
 
 

@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
+import harness
 import torch
 
 import dreamstyle
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = harness.REPO
 
 
 def pair() -> tuple[Path, Path]:
-    shared = ROOT.parent / "shared" / "images"
-    if (shared / "content_tubingen.jpg").exists():
-        return shared / "content_tubingen.jpg", shared / "style_starry_night.jpg"
-    examples = ROOT / "src" / "dreamstyle" / "examples"
-    return examples / "astronaut.jpg", examples / "starry_night.jpg"
+    content, style, _ = harness.shared_pair()
+    return content, style
 
 
 def timed(**kwargs) -> tuple[float, float]:
@@ -45,6 +42,9 @@ def main() -> None:
                         help="pyramid step totals to try (180 is the default)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results_pyramid.json"))
     args = parser.parse_args()
+    note = harness.shared_pair()[2]
+    if note:
+        harness.log("NOTE: " + note)
     rows = []
     for model in args.models:
         weights = None if get_offline(model) else "random"
@@ -58,9 +58,11 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     result = {"benchmark": "pyramid vs single-scale L-BFGS at 512 px", "date": time.strftime("%Y-%m-%d %H:%M"),
-              "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},
+              "machine": {"threads": torch.get_num_threads()},
               "torch": torch.__version__, "pair": [str(p) for p in pair()], "rows": rows}
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    if note:
+        result["note"] = note
+    harness.write_results(args.out, result)
     print(f"| network | single-scale {args.single_steps} steps | pyramid | time ratio | loss ratio |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -1,6 +1,7 @@
 """Benchmark: default ``dreamstyle stylize`` against a naive Gatys/VGG-19/L-BFGS baseline, end to end.
 
     python bench/bench_stylize.py [--quick] [--out bench/results.json]
+    python bench/bench_stylize.py --compare HEAD~1 [--runs 3] [--out bench/results_compare.json]
 
 Both are timed the same way: as a subprocess, wall time from launching the command until it has
 exited with the output image written (Python start, imports, model set-up and saving included).
@@ -12,6 +13,11 @@ exited with the output image written (Python start, imports, model set-up and sa
   random weights (pretrained ones cannot be downloaded here; the timing is the same), fp32, one
   512 px scale, L-BFGS 300 iterations. One run. With --quick it runs 20 iterations and the
   optimization time is scaled up linearly to 300 (marked as extrapolated).
+
+``--compare REV`` instead times the working tree's default stylize against REV's (checked out into a
+temporary git worktree, removed afterwards): ``python -m dreamstyle stylize CONTENT STYLE -o OUT``
+with PYTHONPATH set to each tree's src/, alternating, --runs times each; medians and the ratio new/old.
+No baseline in that mode.
 
 The images are the shared pair ../shared/images/content_tubingen.jpg and style_starry_night.jpg
 (relative to the repository root's parent), or the package's bundled examples if ../shared is absent.
@@ -35,111 +41,25 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import harness
+from harness import OTHER_LOAD_WARN, REPO, log
+
 BENCH = REPO / "bench"
-SHARED_IMAGES = REPO.parent / "shared" / "images"
-CONTENT_NAME = "content_tubingen.jpg"
-STYLE_NAME = "style_starry_night.jpg"
 BASELINE_ITERATIONS = 300
 QUICK_BASELINE_ITERATIONS = 20
 BASELINE_SIZE = 512
 # Keys of the embedded parameters that describe this run rather than the defaults.
 RUN_SPECIFIC = {"content", "styles", "seconds", "final_loss", "interrupted_at", "command", "dreamstyle"}
-OTHER_LOAD_WARN = 0.25  # cores kept busy by other processes during a run
 
 
-def log(msg: str = "") -> None:
-    print(msg, flush=True)
-
-
-# --------------------------------------------------------------------------- machine facts
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                return sorted(f for f in flags if f.startswith(("amx", "avx512_bf16", "avx512_vnni", "avx2"))
-                              or f == "avx512f")
-    except OSError:
-        pass
-    return []
-
-
-def ram_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024 ** 2, 1)
-    except OSError:
-        pass
-    return None
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
-
-
-def cpu_jiffies() -> tuple[float, float] | None:
-    """(busy, steal) seconds summed over all CPUs since boot, from /proc/stat."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    steal = fields[7] if len(fields) > 7 else 0
-    return (user + nice + system + irq + softirq) / tick, steal / tick
-
-
-def busy_cores(seconds: float = 1.0) -> float | None:
-    """How many cores were busy (all processes) over the next ``seconds``."""
-    a = cpu_jiffies()
-    time.sleep(seconds)
-    b = cpu_jiffies()
-    if a is None or b is None:
-        return None
-    return max(0.0, (b[0] - a[0]) / seconds)
-
-
-def wait_for_idle(limit: float, quiet_s: int, warnings: list[str], what: str) -> float | None:
-    """Wait until other processes use under OTHER_LOAD_WARN cores for ``quiet_s`` seconds in a row,
-    at most ``limit`` seconds; returns the last sample (cores busy)."""
-    if limit <= 0:
-        return busy_cores(0.5)
-    deadline = time.monotonic() + limit
-    quiet, announced = 0, False
-    while True:
-        load = busy_cores(1.0)
-        if load is None:
-            return None
-        quiet = quiet + 1 if load < OTHER_LOAD_WARN else 0
-        if quiet >= max(1, quiet_s):
-            return load
-        if time.monotonic() >= deadline:
-            warnings.append(f"{what}: the machine was still busy ({load:.2f} cores used by other processes) "
-                            f"after waiting {limit:.0f} s; timed anyway")
-            log(f"  machine still busy ({load:.2f} cores); timing anyway")
-            return load
-        if not announced and load >= OTHER_LOAD_WARN:
-            log(f"  waiting for other processes to go quiet ({load:.2f} cores busy; up to {limit:.0f} s)...")
-            announced = True
+def wait_idle(args, warnings: list[str], what: str) -> float | None:
+    load = harness.wait_idle(args.wait_idle, args.quiet_seconds)
+    if load is not None and load >= OTHER_LOAD_WARN and args.wait_idle > 0:
+        warnings.append(f"{what}: the machine was still busy ({load:.2f} cores used by other processes) "
+                        f"after waiting {args.wait_idle:.0f} s; timed anyway")
+    return load
 
 
 def collect(label: str, run_once, want: int, max_attempts: int, args, warnings: list[str]) -> list[dict]:
@@ -149,10 +69,10 @@ def collect(label: str, run_once, want: int, max_attempts: int, args, warnings: 
     attempts: list[dict] = []
     while sum(a["clean"] for a in attempts) < want and len(attempts) < max_attempts:
         n = len(attempts) + 1
-        idle = wait_for_idle(args.wait_idle, args.quiet_seconds, warnings, f"{label} attempt {n}")
+        idle = wait_idle(args, warnings, f"{label} attempt {n}")
         r = run_once(n)
         r["attempt"] = n
-        r["busy_cores_before"] = None if idle is None else round(idle, 2)
+        r["busy_cores_before"] = idle
         r["clean"] = not r.get("failed") and (r.get("other_load_cores") or 0) < OTHER_LOAD_WARN
         attempts.append(r)
         if not r["clean"] and sum(a["clean"] for a in attempts) < want:
@@ -176,20 +96,6 @@ def collect(label: str, run_once, want: int, max_attempts: int, args, warnings: 
     return attempts
 
 
-def git_state() -> dict:
-    def git(*args: str) -> str | None:
-        try:
-            r = subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO, capture_output=True, text=True,
-                               timeout=20)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return r.stdout.rstrip("\n") if r.returncode == 0 else None  # keep the leading space of ' M path'
-
-    status = git("status", "--porcelain")
-    return {"commit": git("rev-parse", "HEAD"),
-            "modified": [line[3:] for line in status.splitlines() if line.strip()] if status else []}
-
-
 def source_hash() -> str | None:
     """A short hash of the installed dreamstyle sources, to see whether the code changed between runs."""
     try:
@@ -202,46 +108,21 @@ def source_hash() -> str | None:
         for f in sorted(root.rglob("*.py")):
             h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
         return h.hexdigest()[:12]
-    except Exception:
+    except (ImportError, AttributeError, TypeError, ValueError, OSError):
         return None
 
 
 # --------------------------------------------------------------------------- running things
 
-def timed(cmd: list[str], stdout: Path, stderr: Path) -> dict:
-    """Run ``cmd`` from the repo root; wall time from launch to exit, plus the child's CPU time and peak RSS."""
-    before = cpu_jiffies()
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    after = cpu_jiffies()
-    cpu = usage.ru_utime + usage.ru_stime
-    result = {"rc": proc.returncode, "wall_s": round(wall, 3), "cpu_s": round(cpu, 2),
-              "max_rss_mib": round(usage.ru_maxrss / 1024, 1)}
-    if before and after:
-        result["other_load_cores"] = round(max(0.0, (after[0] - before[0] - cpu) / wall), 2)
-        result["steal_cores"] = round((after[1] - before[1]) / wall, 2)
-    return result
-
-
-def killed(r: dict, n: int) -> bool:
-    """A run ended by a signal from outside (someone else's kill) is a failed attempt, to be retried."""
-    if r["rc"] >= 0:
-        return False
-    r["failed"] = f"killed by signal {-r['rc']} from outside after {r['wall_s']:.0f} s"
-    log(f"  attempt {n}: {r['failed']}")
-    return True
-
-
-def run_attempt(label: str, cmd: list[str], work: Path, stem: str, n: int, output: Path) -> dict:
-    """One timed attempt that must write ``output``. A run killed from outside comes back marked
-    ``failed`` (to be retried); any other failure ends the benchmark."""
+def run_attempt(label: str, cmd: list[str], work: Path, stem: str, n: int, output: Path,
+                env: dict | None = None) -> dict:
+    """One timed attempt that must write ``output``. A run killed from outside (by a signal) comes back
+    marked ``failed`` (to be retried); any other failure ends the benchmark."""
     output.unlink(missing_ok=True)
-    r = timed(cmd, work / f"{stem}.stdout", work / f"{stem}.stderr")
-    if killed(r, n):
+    r = harness.timed_subprocess(cmd, env=env, stdout=work / f"{stem}.stdout", stderr=work / f"{stem}.stderr")
+    if r["rc"] < 0:
+        r["failed"] = f"killed by signal {-r['rc']} from outside after {r['wall_s']:.0f} s"
+        log(f"  attempt {n}: {r['failed']}")
         return r
     if r["rc"] != 0 or not output.is_file():
         log(f"  {label} attempt {n} FAILED (exit {r['rc']}); stderr tail:\n{tail(work / f'{stem}.stderr')}")
@@ -262,54 +143,20 @@ def dreamstyle_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "dreamstyle"]
 
 
-def find_images(warnings: list[str]) -> dict:
-    content, style = SHARED_IMAGES / CONTENT_NAME, SHARED_IMAGES / STYLE_NAME
-    if content.is_file() and style.is_file():
-        return {"source": "shared", "content": str(content), "style": str(style)}
-    examples = REPO / "src" / "dreamstyle" / "examples"
-    try:  # the installed package's copy, wherever it lives
-        import importlib.util
-
-        spec = importlib.util.find_spec("dreamstyle")
-        if spec and spec.origin:
-            examples = Path(spec.origin).parent / "examples"
-    except Exception:
-        pass
-    files = sorted(p for p in examples.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-
-    def pick(preferred: list[str], prefix: str) -> Path | None:
-        """The first file whose name contains a preferred word, else the first named ``prefix*``."""
-        for word in preferred:
-            for p in files:
-                if word in p.stem:
-                    return p
-        return next((p for p in files if p.stem.startswith(prefix)), None)
-
-    # The shared pair if bundled under any name; else the closest photo (chelsea: 3:2 landscape, like tubingen).
-    c = pick(["tubingen", "chelsea", "astronaut"], "content")
-    s = pick(["starry_night", "great_wave", "the_scream"], "style")
-    if c is None or s is None:
-        sys.exit(f"bench_stylize: {SHARED_IMAGES} is absent and no content/style pair was found in "
-                 f"the bundled examples ({examples}); cannot run the benchmark")
-    msg = (f"{SHARED_IMAGES} is absent: using the package's bundled examples {c.name} and {s.name} "
-           f"instead of the shared {CONTENT_NAME} / {STYLE_NAME}; numbers are not comparable with shared-pair runs")
-    warnings.append(msg)
-    log("NOTE: " + msg)
-    return {"source": "bundled examples", "content": str(c), "style": str(s)}
-
-
 def image_size(path: str) -> list[int] | None:
     try:
         from PIL import Image
 
         with Image.open(path) as im:
             return list(im.size)
-    except Exception:
+    except (ImportError, OSError, ValueError):
         return None
 
 
-def show_params(path: Path) -> dict | None:
-    r = subprocess.run([*dreamstyle_cmd(), "--show-params", str(path)], cwd=REPO, capture_output=True, text=True)
+def show_params(path: Path, cmd: list[str] | None = None, env: dict | None = None) -> dict | None:
+    full_env = None if env is None else {**os.environ, **env}
+    r = subprocess.run([*(cmd or dreamstyle_cmd()), "--show-params", str(path)], check=False, cwd=REPO,
+                       capture_output=True, text=True, env=full_env)
     if r.returncode != 0:
         return None
     try:
@@ -324,17 +171,133 @@ def settings_of(params: dict | None) -> dict | None:
     return {k: v for k, v in params.items() if k not in RUN_SPECIFIC}
 
 
+def child_json(code: str, *args: str) -> dict | list | None:
+    """The JSON that ``python -c CODE ARGS`` prints last, or None. Benchmarks use children for anything
+    that imports torch: this process stays light, since a child's peak RSS counts the parent's at launch."""
+    r = subprocess.run([sys.executable, "-c", code, *args], check=False, cwd=REPO, capture_output=True, text=True)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def torch_facts() -> dict:
+    """torch's and torchvision's versions, threads and CUDA, from a child (which also warms the file cache)."""
+    facts = child_json("import json, PIL, torch, torchvision; print(json.dumps({'torch': torch.__version__, "
+                       "'torchvision': torchvision.__version__, 'torch_threads': torch.get_num_threads(), "
+                       "'cuda': torch.cuda.is_available()}))")
+    if not isinstance(facts, dict):
+        sys.exit(f"bench_stylize: cannot import torch and torchvision with {sys.executable}")
+    return facts
+
+
 def pyramid_schedule(settings: dict | None) -> list[list[int]] | None:
     """The levels and steps the recorded settings imply, computed by the installed package's own helpers."""
     if not settings or not settings.get("pyramid"):
         return None
-    try:
-        from dreamstyle.optimize import pyramid_sizes, split_iterations
+    code = ("import json, sys; from dreamstyle.optimize import pyramid_sizes, split_iterations; "
+            "s = pyramid_sizes(int(sys.argv[1])); "
+            "print(json.dumps([[a, n] for a, n in zip(s, split_iterations(int(sys.argv[2]), s))]))")
+    return child_json(code, str(settings.get("size")), str(settings.get("iterations")))
 
-        sizes = pyramid_sizes(int(settings["size"]))
-        return [[s, n] for s, n in zip(sizes, split_iterations(int(settings["iterations"]), sizes))]
-    except Exception:
-        return None
+
+# --------------------------------------------------------------------------- --compare REV
+
+def check_tree(tree: Path, env: dict) -> None:
+    """Refuse to time a tree whose ``dreamstyle`` does not resolve to its own src/ (found without importing)."""
+    code = "import importlib.util as u; s = u.find_spec('dreamstyle'); print(s.origin if s else '')"
+    r = subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, env={**os.environ, **env},
+                       capture_output=True, text=True)
+    origin = r.stdout.strip()
+    if not origin or not Path(origin).resolve().is_relative_to((tree / "src").resolve()):
+        sys.exit(f"bench_stylize: with PYTHONPATH={env['PYTHONPATH']} dreamstyle resolves to {origin or 'nothing'}, "
+                 f"not to {tree / 'src'}; cannot compare")
+    if not (tree / "src" / "dreamstyle" / "__main__.py").is_file():
+        sys.exit(f"bench_stylize: {tree} has no src/dreamstyle/__main__.py; `python -m dreamstyle` cannot run it")
+
+
+def compare(args, runs: int, work: Path, images: dict, warnings: list[str]) -> dict:
+    """Time this tree's default stylize against REV's, alternating; the worktree is removed afterwards."""
+    commit = harness.git("rev-parse", "--verify", f"{args.compare}^{{commit}}")
+    if not commit:
+        sys.exit(f"bench_stylize: --compare {args.compare}: not a commit in {REPO}")
+    holder = Path(tempfile.mkdtemp(prefix="dreamstyle-compare-"))
+    old_tree = holder / "tree"
+    add = subprocess.run(["git", "worktree", "add", "--detach", str(old_tree), commit], check=False,
+                         cwd=REPO, capture_output=True, text=True)
+    if add.returncode != 0:
+        shutil.rmtree(holder, ignore_errors=True)
+        sys.exit(f"bench_stylize: git worktree add failed: {add.stderr.strip()}")
+    try:
+        return compare_trees(args, runs, work, images, warnings, commit, old_tree)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], check=False, cwd=REPO,
+                       capture_output=True)
+        shutil.rmtree(holder, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], check=False, cwd=REPO, capture_output=True)
+
+
+def compare_trees(args, runs: int, work: Path, images: dict, warnings: list[str], commit: str,
+                  old_tree: Path) -> dict:
+    trees = {"new": REPO, "old": old_tree}
+    envs = {side: harness.src_env(tree) for side, tree in trees.items()}
+    for side, tree in trees.items():
+        check_tree(tree, envs[side])
+        # Untimed: compile both trees' sources, so that neither first run pays for writing .pyc files.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "src" / "dreamstyle")], cwd=REPO,
+                       check=False, stdout=subprocess.DEVNULL)
+    subject = harness.git("log", "-1", "--format=%s", commit)
+    log(f"\n[compare] working tree vs {args.compare} ({commit[:10]} {subject}): "
+        f"python -m dreamstyle stylize CONTENT STYLE -o OUT, alternating, x{runs} each")
+    py = [sys.executable, "-m", "dreamstyle"]
+    settings: dict[str, dict | None] = {"new": None, "old": None}
+
+    def pair_once(n: int) -> dict:
+        order = ("new", "old") if n % 2 else ("old", "new")
+        pair: dict = {"order": list(order)}
+        for i, side in enumerate(order):
+            if i:
+                wait_idle(args, warnings, f"compare attempt {n} ({side})")
+            out_png = work / f"{side}_{n}.png"
+            cmd = [*py, "stylize", images["content"], images["style"], "-o", str(out_png)]
+            r = run_attempt(side, cmd, work, f"{side}_{n}", n, out_png, env=envs[side])
+            pair[side] = r
+            if "failed" in r:
+                pair["failed"] = r["failed"]
+                break
+            params = show_params(out_png, py, envs[side])
+            r["internal_seconds"] = params.get("seconds") if params else None
+            settings[side] = settings_of(params) or settings[side]
+            log(f"  attempt {n} {side}: {r['wall_s']:.1f} s wall (in-process {r['internal_seconds']} s), "
+                f"{r['max_rss_mib']:.0f} MiB, other load {r.get('other_load_cores')} cores")
+        pair["other_load_cores"] = max((pair[s].get("other_load_cores") or 0) for s in order if s in pair)
+        return pair
+
+    attempts = collect("compare", pair_once, runs, runs + args.retries, args, warnings)
+    used = [a for a in attempts if a["used"]]
+    result: dict = {"rev": args.compare, "commit": commit, "subject": subject,
+                    "command": ["python", "-m", "dreamstyle", "stylize", "CONTENT", "STYLE", "-o", "OUT.png"],
+                    "runs_used": len(used), "attempts": attempts}
+    for side, tree in trees.items():
+        walls = [a[side]["wall_s"] for a in used]
+        result[side] = {"tree": str(tree) if side == "new" else f"git worktree of {commit}",
+                        "pythonpath": envs[side]["PYTHONPATH"], "median_s": round(statistics.median(walls), 2),
+                        "min_s": round(min(walls), 2), "default_settings": settings[side]}
+    result["ratio_new_over_old_median"] = round(result["new"]["median_s"] / result["old"]["median_s"], 3)
+    result["ratio_new_over_old_min"] = round(result["new"]["min_s"] / result["old"]["min_s"], 3)
+    if settings["new"] != settings["old"]:
+        diff = sorted(k for k in set(settings["new"] or {}) | set(settings["old"] or {})
+                      if (settings["new"] or {}).get(k) != (settings["old"] or {}).get(k))
+        result["settings_differ"] = diff
+        log(f"  note: the default settings differ: {', '.join(diff)}")
+
+    log("\n" + f"{'':<28}  runs  median s     min s")
+    for side in ("new", "old"):
+        label = "working tree" if side == "new" else f"{args.compare} ({commit[:10]})"
+        log(f"{label:<28}  {len(used):>4}  {result[side]['median_s']:>8.2f}  {result[side]['min_s']:>8.2f}")
+    log(f"\nratio new/old: {result['ratio_new_over_old_median']:.3f} (median), "
+        f"{result['ratio_new_over_old_min']:.3f} (min); below 1 means the working tree is faster")
+    return result
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -343,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help=f"1 dreamstyle run and a {QUICK_BASELINE_ITERATIONS}-iteration baseline, extrapolated")
-    ap.add_argument("--out", default=str(BENCH / "results.json"), help="JSON results file (bench/results.json)")
-    ap.add_argument("--runs", type=int, help="dreamstyle runs (3; 1 with --quick)")
+    ap.add_argument("--out", help="JSON results file (bench/results.json; bench/results_compare.json with --compare)")
+    ap.add_argument("--runs", type=int, help="dreamstyle runs (3; 1 with --quick); with --compare, runs of each")
+    ap.add_argument("--compare", metavar="REV",
+                    help="time the working tree against git revision REV (e.g. HEAD~1) instead of the baseline")
     ap.add_argument("--wait-idle", type=float, default=120.0, metavar="S",
                     help="before each timed run wait up to S seconds for other processes to go quiet (120; 0: don't)")
     ap.add_argument("--quiet-seconds", type=int, default=5, metavar="N",
@@ -357,35 +322,45 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     base_iters = QUICK_BASELINE_ITERATIONS if args.quick else BASELINE_ITERATIONS
-    out_json = Path(args.out)
+    out_json = Path(args.out or BENCH / ("results_compare.json" if args.compare else "results.json"))
     warnings: list[str] = []
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="dreamstyle-bench-"))
     work.mkdir(parents=True, exist_ok=True)
 
-    import torch
-    import torchvision
-
+    tfacts = torch_facts()  # untimed, and a warm-up: the first timed run doesn't pay for a cold file cache
     started = dt.datetime.now().astimezone()
-    images = find_images(warnings)
-    images["content_px"], images["style_px"] = image_size(images["content"]), image_size(images["style"])
-    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "ram_gib": ram_gib(), "cpu_flags": cpu_flags(),
-               "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-               "platform": platform.platform(), "loadavg_at_start": loadavg()}
-    version = subprocess.run([*dreamstyle_cmd(), "--version"], cwd=REPO, capture_output=True, text=True)
-    software = {"python": platform.python_version(), "torch": torch.__version__,
-                "torchvision": torchvision.__version__, "dreamstyle": version.stdout.strip() or None,
-                "git": git_state()}
+    content, style, note = harness.shared_pair()
+    images = {"source": "shared" if note is None else "bundled examples", "content": str(content),
+              "style": str(style), "content_px": image_size(str(content)), "style_px": image_size(str(style))}
+    if note:
+        warnings.append(note)
+        log("NOTE: " + note)
+    machine = {**harness.machine(), "torch_threads": tfacts["torch_threads"], "cuda": tfacts["cuda"],
+               "loadavg_at_start": harness.loadavg()}
+    version = subprocess.run([*dreamstyle_cmd(), "--version"], check=False, cwd=REPO, capture_output=True,
+                             text=True)
+    software = {"python": platform.python_version(), "torch": tfacts["torch"],
+                "torchvision": tfacts["torchvision"], "dreamstyle": version.stdout.strip() or None,
+                "git": harness.git_state()}
     log(f"dreamstyle stylize benchmark  {started:%Y-%m-%d %H:%M %Z}  quick={args.quick}")
     log(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM, "
-        f"torch {torch.__version__} ({machine['torch_threads']} threads), CUDA {'yes' if machine['cuda'] else 'no'}")
+        f"torch {tfacts['torch']} ({machine['torch_threads']} threads), CUDA {'yes' if machine['cuda'] else 'no'}")
     log(f"images ({images['source']}): {images['content']} {images['content_px']}, "
         f"{images['style']} {images['style_px']}")
     if software["git"]["modified"]:
         log(f"note: the work tree has uncommitted changes: {', '.join(software['git']['modified'])}")
 
-    # Untimed warm-up so that the first timed run doesn't pay for a cold file cache of torch's libraries.
-    subprocess.run([sys.executable, "-c", "import torch, torchvision, PIL"], cwd=REPO, check=False)
+    if args.compare:
+        result = {
+            "benchmark": f"dreamstyle stylize, working tree vs {args.compare}, end-to-end wall time "
+                         "(subprocess, alternating)",
+            "date": started.isoformat(timespec="seconds"), "quick": args.quick, "machine": machine,
+            "software": software, "images": images,
+            "compare": compare(args, runs, work, images, warnings), "warnings": warnings,
+            "outputs_kept_in": str(work) if args.keep else None,
+        }
+        return finish(result, out_json, work, args, warnings)
 
     # --- dreamstyle, defaults
     ds_cmd_base = dreamstyle_cmd()
@@ -451,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- naive baseline
     log(f"\n[baseline] bench/naive_gatys.py: VGG-19 (random weights), fp32, {BASELINE_SIZE} px, "
         f"L-BFGS {base_iters} iterations" + (" (extrapolated to 300)" if base_iters != BASELINE_ITERATIONS else ""))
+
     def baseline_once(n: int) -> dict:
         base_png = work / f"baseline_{n}.png"
         cmd = [sys.executable, str(BENCH / "naive_gatys.py"), images["content"], images["style"], "-o",
@@ -501,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
              "baseline_over_dreamstyle_min": round(wall_est / dreamstyle["min_s"], 2)}
 
     # --- table
-    base_label = f"naive VGG-19 L-BFGS {BASELINE_ITERATIONS} it, {BASELINE_SIZE} px, fp32" + (" (extrapolated)" if extrapolated else "")
+    base_label = (f"naive VGG-19 L-BFGS {BASELINE_ITERATIONS} it, {BASELINE_SIZE} px, fp32"
+                  + (" (extrapolated)" if extrapolated else ""))
     ds_label = "dreamstyle stylize (defaults)"
     if settings:
         ds_label += f": {settings.get('model')}, {settings.get('iterations')} it, {settings.get('precision')}" \
@@ -518,18 +495,22 @@ def main(argv: list[str] | None = None) -> int:
     if extrapolated:
         log(f"baseline ran {base_iters} iterations; its optimization time was scaled linearly to "
             f"{BASELINE_ITERATIONS} (extrapolated).")
-    for w in warnings:
-        log("WARNING: " + w)
 
     result = {
         "benchmark": "dreamstyle stylize vs naive Gatys baseline, end-to-end wall time (subprocess)",
         "date": started.isoformat(timespec="seconds"), "quick": args.quick,
-        "machine": {**machine, "loadavg_at_end": loadavg()}, "software": software, "images": images,
+        "machine": machine, "software": software, "images": images,
         "dreamstyle": dreamstyle, "baseline": baseline, "ratio": ratio, "warnings": warnings,
         "outputs_kept_in": str(work) if args.keep else None,
     }
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    return finish(result, out_json, work, args, warnings)
+
+
+def finish(result: dict, out_json: Path, work: Path, args, warnings: list[str]) -> int:
+    for w in warnings:
+        log("WARNING: " + w)
+    result["machine"]["loadavg_at_end"] = harness.loadavg()
+    harness.write_results(out_json, result, indent=2)
     log(f"\nwrote {out_json}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

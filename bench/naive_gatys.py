@@ -31,11 +31,11 @@ import time
 
 _T0 = time.perf_counter()
 
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import torchvision  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch  # noqa: E402, RUF100
+import torch.nn.functional as F  # noqa: E402, RUF100
+import torchvision  # noqa: E402, RUF100
+from PIL import Image  # noqa: E402, RUF100
+from torch import nn  # noqa: E402, RUF100
 
 STYLE_LAYERS = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu5_1": 29}
 CONTENT_LAYERS = {"relu4_2": 22}
@@ -87,7 +87,7 @@ class VGGTaps(nn.Module):
 
 
 def gram(f: torch.Tensor) -> torch.Tensor:
-    n, c, h, w = f.shape
+    _, c, h, w = f.shape
     f = f.view(c, h * w)
     return (f @ f.t()).div(c * h * w)
 

@@ -78,7 +78,7 @@ CLI_MODE = os.environ.get("DREAMSTYLE_TEST_CLI", "forkserver" if hasattr(os, "fo
 
 FORK_SERVER = r"""
 import json, os, runpy, signal, sys, time, traceback
-import dreamstyle.api, dreamstyle.cli  # the slow imports, once; nothing runs on torch before fork()
+import dreamstyle.api, dreamstyle.frontends.cli, dreamstyle.tasks.stylize  # the slow imports, once; nothing runs on torch before fork()
 reply = sys.stdout
 for line in sys.stdin:
     req = json.loads(line)

@@ -84,7 +84,7 @@ BAD = {
     "decompression-bomb": (["{bomb}", "{style}", "-o", "OUT"], ["bomb.png", "decompression-bomb"]),
     "unknown-model": (["{content}", "{style}", "-o", "OUT", "--model", "vgg99"], ["vgg99", *SPECS]),
     "unknown-tap": (["{content}", "{style}", "-o", "OUT", "--style-layers", "stem", "blocks.99"],
-                    ["blocks.99", *(t.name for t in list_taps(get_spec("efficientnet_lite0")))]),
+                    ["blocks.99", "blocks.9", "dreamstyle layers efficientnet_lite0"]),
     "negative-style-weight": (["{content}", "{style}", "-o", "OUT", "--style-weight", "-1"], ["--style-weight"]),
     "negative-content-weight": (["{content}", "{style}", "-o", "OUT", "--content-weight", "-0.5"],
                                 ["--content-weight"]),

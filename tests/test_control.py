@@ -7,8 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+import inspect
+
 import dreamstyle
-from dreamstyle import api
+from dreamstyle.tasks import stylize as stylize_task
 from dreamstyle.backbones import Backbone
 from dreamstyle.color import match_color, rgb_to_yiq
 from dreamstyle.errors import UserError
@@ -107,7 +109,7 @@ def test_each_option_changes_the_result(image_files, kwargs):
 def test_style_losses_fall(image_files):
     """Each style statistic is a real objective: optimizing it lowers it several-fold."""
     backbone = Backbone("efficientnet_lite0")
-    extractor = backbone.extractor(LITE0_STYLE, pad=api.EDGE_PAD)  # as stylize sees the image
+    extractor = backbone.extractor(LITE0_STYLE, pad=stylize_task.EDGE_PAD)  # as stylize sees the image
     style = to_tensor(load_image(image_files.style))
     content = to_tensor(load_image(image_files.content))
     for kind in ("gram", "meancov", "meanstd"):
@@ -150,9 +152,9 @@ def test_ema_averages_the_iterates(image_files):
 
 def test_memory_check_refuses_with_the_largest_size_that_fits(image_files, monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device: 2.5 * 2**30)  # pretend 2.5 GiB are free
-    with pytest.raises(UserError, match=r"--size \d+ or less") as info:
+    with pytest.raises(UserError, match=r"use size \d+ or less") as info:
         run(image_files.content, image_files.style, size=4096)
-    suggested = int(str(info.value).split("use --size ")[1].split()[0])
+    suggested = int(str(info.value).split("use size ")[1].split()[0])
     assert 64 <= suggested < 4096
     run(image_files.content, image_files.style, size=64)  # a small size still runs
 
@@ -169,11 +171,9 @@ def test_memory_estimate_grows_with_pixels(image_files):
 
 
 def test_sheet_lays_out_a_labelled_grid(image_files, tmp_path):
-    from dreamstyle.sheet import make_sheet
-
     out = tmp_path / "sheet.png"
-    sheet = make_sheet(image_files.content, [image_files.style], ["style-weight=1e1,1e4", "tv-weight=0,1e4"], out,
-                       progress=False, **{k: v for k, v in BASE.items() if k not in ("progress", "style_weight",
+    sheet = dreamstyle.sheet(image_files.content, [image_files.style], ["style-weight=1e1,1e4", "tv-weight=0,1e4"],
+                             out, progress=False, **{k: v for k, v in BASE.items() if k not in ("progress", "style_weight",
                                                                                      "tv_weight")})
     cell = run(image_files.content, image_files.style)
     label = 4 + 12 * 2  # two swept parameters: two label lines
@@ -188,11 +188,9 @@ def test_sheet_lays_out_a_labelled_grid(image_files, tmp_path):
 
 
 def test_sheet_rejects_bad_sweeps(image_files, tmp_path):
-    from dreamstyle.sheet import make_sheet
-
     for sweep, match in [("colour=1,2", "cannot sweep"), ("style-weight", "NAME=V1"), ("size=big", "number")]:
         with pytest.raises(UserError, match=match):
-            make_sheet(image_files.content, [image_files.style], [sweep], tmp_path / "s.png", progress=False)
+            dreamstyle.sheet(image_files.content, [image_files.style], [sweep], tmp_path / "s.png", progress=False)
 
 
 def test_scale_smoothing_down_weights_the_two_deepest_taps():
@@ -224,7 +222,7 @@ def test_mirrored_margin_gives_border_pixels_a_fair_gradient():
         inside = g[8:-8, 8:-8].mean()
         return [float(e.mean() / inside) for e in (g[0], g[-1], g[:, 0], g[:, -1])]
 
-    bare, padded = edge_ratios(0), edge_ratios(api.EDGE_PAD)
+    bare, padded = edge_ratios(0), edge_ratios(stylize_task.EDGE_PAD)
     assert min(bare) < 0.5 and max(bare) > 1.5, bare
     assert all(0.7 < r < 1.4 for r in padded), padded
-    assert dreamstyle.stylize.__kwdefaults__["edge_pad"] is True  # and stylize uses it by default
+    assert inspect.signature(dreamstyle.stylize).parameters["edge_pad"].default is True  # and stylize uses it by default

@@ -11,7 +11,7 @@ import torch
 import dreamstyle
 from dreamstyle.animation import count_frames
 from dreamstyle.backbones import Backbone
-from dreamstyle.dream import dream, dream_zoom
+from dreamstyle import dream, dream_zoom
 from dreamstyle.errors import UserError
 from dreamstyle.images import load_image, read_params, resize_long_side, to_tensor
 from dreamstyle.objectives.dream import DreamTarget, parse_target, rank_channels
@@ -206,9 +206,9 @@ def test_zoom_animation_has_the_requested_frames(image_files, tmp_path, suffix):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(octaves=0), "--octaves"), (dict(octave_scale=1.0), "--octave-scale"), (dict(step_size=0), "--step-size"),
-    (dict(tile=16), "--tile"), (dict(objective="max"), "objective"), (dict(targets=["nope"]), "nope"),
-    (dict(targets=[f"{TAP}:500"]), "channels"), (dict(size=8), "--size"), (dict(preserve_color="x"), "preserve"),
+    (dict(octaves=0), "octaves"), (dict(octave_scale=1.0), "octave_scale"), (dict(step_size=0), "step_size"),
+    (dict(tile=16), "tile"), (dict(objective="max"), "objective"), (dict(targets=["nope"]), "nope"),
+    (dict(targets=[f"{TAP}:500"]), "channels"), (dict(size=8), "size"), (dict(preserve_color="x"), "preserve"),
 ])
 def test_bad_dream_settings(image_files, kwargs, match):
     with pytest.raises(UserError, match=match) as info:
@@ -305,8 +305,8 @@ def test_cli_stylize_dream_overlap_is_a_one_line_warning(cli, image_files, tmp_p
 
 
 def test_ctrl_c_saves_the_dream_so_far(image_files, tmp_path, monkeypatch):
-    from dreamstyle import dream as dream_module
-    from dreamstyle.api import Interrupted
+    from dreamstyle.tasks import dream as dream_module
+    from dreamstyle import Interrupted
 
     real, calls = dream_module.ascend, {"n": 0}
 
@@ -345,7 +345,7 @@ def test_every_network_dreams_at_its_default_tap(model, image_files):
 def test_zoom_keeps_the_colours_with_preserve_color(image_files, tmp_path):
     """Each frame's chroma is the previous frame's, zoomed; without preserve_color the dream changes it."""
     from dreamstyle.color import rgb_to_yiq
-    from dreamstyle.dream import _zoom_in
+    from dreamstyle.tasks.dream import _zoom_in
 
     def chroma_change(frames) -> float:
         changes = []
@@ -364,5 +364,5 @@ def test_a_tile_that_cannot_fit_is_refused_up_front(image_files, monkeypatch):
     from dreamstyle.optimize import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda device: memory.BASE_BYTES + 2**10)
-    with pytest.raises(UserError, match="smaller --tile"):
+    with pytest.raises(UserError, match="a smaller tile"):
         dream(image_files.astronaut, **FAST)

@@ -9,7 +9,8 @@ import torch
 
 from dreamstyle.backbones import Backbone
 from dreamstyle.errors import UserError
-from dreamstyle.explore import FourierImage, explore, visualize_channels
+from dreamstyle import explore
+from dreamstyle.tasks.explore import FourierImage, visualize_channels
 from dreamstyle.images import load_image, read_params, resize_long_side, to_tensor
 
 MODEL = "efficientnet_lite0"
@@ -65,7 +66,7 @@ def test_image_grid_layout_and_params(tmp_path, image_files):
 def test_feature_visualization_excites_its_channel(extractor):
     channels = [0, 1, 2, 3]
     start = FourierImage(len(channels), 64, torch.Generator().manual_seed(0), torch.device("cpu"))()
-    images = visualize_channels(extractor, TAP, channels, size=64, iterations=24, progress=False)
+    images = visualize_channels(extractor, TAP, channels, size=64, iterations=24)
     assert images.shape == (4, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
     before = mean_activation(extractor, start)[:, channels]
     after = mean_activation(extractor, images)[:, channels]  # after[i, j]: image i, channel j
@@ -109,12 +110,12 @@ def one_line_error(excinfo) -> str:
 @pytest.mark.parametrize("kwargs, expect", [
     (dict(tap=TAP, channels=[3, 40]), "tap blocks.3 has 40 channels"),
     (dict(tap=TAP, channels=[-1]), "has 40 channels"),
-    (dict(tap=TAP, channels=[]), "--channels is empty"),
+    (dict(tap=TAP, channels=[]), "channels is empty"),
     (dict(tap="blocks.99"), "unknown tap 'blocks.99'"),
-    (dict(tap=None), "--tap"),
-    (dict(tap=TAP, count=0), "--count"),
-    (dict(tap=TAP, size=8), "--size"),
-    (dict(tap=TAP, iterations=0), "--iterations"),
+    (dict(tap=None), "tap"),
+    (dict(tap=TAP, count=0), "count"),
+    (dict(tap=TAP, size=8), "size"),
+    (dict(tap=TAP, iterations=0), "iterations"),
     (dict(tap=TAP, model="alexnet"), "unknown model 'alexnet'"),
     (dict(tap=TAP, output="grid.gif"), "unsupported extension"),
     (dict(tap="head", count=100), "64 or fewer"),
@@ -144,8 +145,8 @@ def test_cli_explore(cli, image_files, tmp_path):
 
 def test_ctrl_c_keeps_the_pictures_so_far(tmp_path, monkeypatch):
     """An interrupted feature visualization still writes its grid, and says where it stopped."""
-    from dreamstyle import explore as explore_module
-    from dreamstyle.api import Interrupted
+    from dreamstyle.tasks import explore as explore_module
+    from dreamstyle import Interrupted
 
     calls = {"n": 0}
     real = explore_module.random_transform

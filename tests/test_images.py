@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from dreamstyle import images
-from dreamstyle.errors import UserError
+from dreamstyle.errors import RunError, UserError
 from dreamstyle.images import (check_output_path, load_image, read_params, resize_long_side, save_image,
                                to_image, to_tensor)
 
@@ -297,7 +297,7 @@ def test_save_checks_path_first(tmp_path):
     user_error(save_image, Image.new("RGB", (4, 4)), tmp_path / "out.gif", match="extension")
 
 
-@pytest.mark.parametrize("exc, expected", [(OSError(28, "No space left on device"), UserError),
+@pytest.mark.parametrize("exc, expected", [(OSError(28, "No space left on device"), RunError),
                                            (RuntimeError("boom"), RuntimeError)])
 def test_failed_save_keeps_previous_file(tmp_path, monkeypatch, exc, expected):
     target = tmp_path / "out.png"

@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 import dreamstyle
-from dreamstyle import api
-from dreamstyle import cli as dreamstyle_cli
+from dreamstyle.tasks import stylize as stylize_task
+from dreamstyle.frontends import cli as dreamstyle_cli
 from dreamstyle.backbones import Backbone
 from dreamstyle.errors import RunError, UserError
+from dreamstyle.events import Run
 from dreamstyle.images import load_image, read_params, to_tensor
 from dreamstyle.objectives import Objective, StyleLoss, TVLoss
 from dreamstyle.optimize import optimize_image, pyramid_sizes, split_iterations
@@ -156,7 +157,7 @@ def test_bad_style_blend(image_files, tmp_path, blend):
     out = tmp_path / "out.png"
     with pytest.raises(UserError) as info:
         run(image_files.content, [image_files.style, image_files.stripes], style_blend=blend, output=out)
-    assert "\n" not in str(info.value) and "--style-weights" in str(info.value)
+    assert "\n" not in str(info.value) and "style_blend" in str(info.value)
     assert not out.exists()
 
 
@@ -239,18 +240,20 @@ def test_optimize_image_interrupt_keeps_best(lite0, image_files):
     assert result.loss == min(result.history) < math.inf
 
 
-class InterruptingProgress(api.Progress):
-    """A progress bar whose third update is a Ctrl-C."""
+def interrupt_at_third_step(monkeypatch):
+    """Every run's third step event is a Ctrl-C."""
+    real = Run.step
 
-    def update(self, *args, **kwargs):
-        super().update(*args, **kwargs)
-        self.updates = getattr(self, "updates", 0) + 1
-        if self.updates == 3:
+    def step(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        if self.done == 3:
             raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "step", step)
 
 
 def test_stylize_interrupt_saves_best_image(image_files, tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "Progress", InterruptingProgress)
+    interrupt_at_third_step(monkeypatch)
     out = tmp_path / "out.png"
     with pytest.raises(dreamstyle.Interrupted) as info:
         run(image_files.content, image_files.style, output=out, iterations=20)
@@ -265,7 +268,7 @@ def test_stylize_interrupt_saves_best_image(image_files, tmp_path, monkeypatch):
 
 
 def test_cli_interrupt_exit_code(image_files, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(api, "Progress", InterruptingProgress)
+    interrupt_at_third_step(monkeypatch)
     out = tmp_path / "out.png"
     code = dreamstyle_cli.main(["stylize", str(image_files.content), str(image_files.style), "-o", str(out),
                                 "--size", "64", "--iterations", "20", "--quiet"])
@@ -288,7 +291,7 @@ def test_save_every_writes_numbered_files(image_files, tmp_path):
 
 
 def test_save_every_needs_output(image_files):
-    with pytest.raises(UserError, match="--save-every"):
+    with pytest.raises(UserError, match="save_every"):
         run(image_files.content, image_files.style, save_every=2)
 
 
@@ -353,13 +356,13 @@ def test_split_iterations_refuses_fewer_steps_than_levels(total):
 def test_stylize_runs_the_pyramid(image_files, monkeypatch):
     """size 300 runs at 212 then 300 px; the levels' steps add up to --iterations."""
     levels = []
-    real = api.optimize_image
+    real = stylize_task.optimize_image
 
     def recording(init, loss_fn, iterations, *args, **kwargs):
         levels.append((max(init.shape[-2:]), iterations))
         return real(init, loss_fn, iterations, *args, **kwargs)
 
-    monkeypatch.setattr(api, "optimize_image", recording)
+    monkeypatch.setattr(stylize_task, "optimize_image", recording)
     out = run(image_files.content, image_files.style, size=300, iterations=3)
     assert [s for s, _ in levels] == [212, 300] and sum(n for _, n in levels) == 3
     assert max(out.size) == 300
@@ -374,18 +377,18 @@ def test_stylize_runs_the_pyramid(image_files, monkeypatch):
 # --- bad values are UserErrors, checked before any slow work -------------------------------------------
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(size=0), "--size"), (dict(size=-5), "--size"), (dict(style_weight=-1.0), "--style-weight"),
-    (dict(content_weight=-1.0), "--content-weight"), (dict(tv_weight=math.nan), "--tv-weight"),
-    (dict(iterations=0), "--iterations"), (dict(optimizer="sgd"), "optimizer"), (dict(model="nope"), "nope"),
-    (dict(style_scale=0.0), "--style-scale"), (dict(save_every=-1), "--save-every"),
-    (dict(init="no_such_file.png"), "--init"), (dict(style_layers=["stem:x"]), "--style-layers"),
-    (dict(style_layers=["stem:-1"]), "--style-layers"), (dict(device="tpu"), "device"),
+    (dict(size=0), "size"), (dict(size=-5), "size"), (dict(style_weight=-1.0), "style_weight"),
+    (dict(content_weight=-1.0), "content_weight"), (dict(tv_weight=math.nan), "tv_weight"),
+    (dict(iterations=0), "iterations"), (dict(optimizer="sgd"), "optimizer"), (dict(model="nope"), "nope"),
+    (dict(style_scale=0.0), "style_scale"), (dict(save_every=-1), "save_every"),
+    (dict(init="no_such_file.png"), "init"), (dict(style_layers=["stem:x"]), "style_layers"),
+    (dict(style_layers=["stem:-1"]), "style_layers"), (dict(device="tpu"), "device"),
 ])
 def test_bad_values(image_files, monkeypatch, kwargs, match):
     def no_backbone(*args, **kwargs):
         raise AssertionError("the backbone was loaded before the arguments were checked")
 
-    monkeypatch.setattr(api, "Backbone", no_backbone)
+    monkeypatch.setattr(stylize_task, "get_backbone", no_backbone)
     with pytest.raises(UserError) as info:
         run(image_files.content, image_files.style, **kwargs)
     assert match in str(info.value) and "\n" not in str(info.value)

@@ -1,8 +1,13 @@
-"""dreamstyle: neural image stylization (Gatys style transfer on swappable networks)."""
+"""dreamstyle: neural image stylization (Gatys style transfer on swappable networks, Deep Dream, explorer).
+
+Importing it is quick and does not import torch; the tasks import torch when a run starts.
+"""
 
 __version__ = "0.1.0"
 
-from .api import Interrupted, stylize  # noqa: E402
-from .errors import DreamstyleError, RunError, UserError  # noqa: E402
+from .api import dream, dream_zoom, explore, sheet, stylize  # noqa: E402
+from .errors import DreamstyleError, RunError, SettingError, UserError  # noqa: E402
+from .events import CancelToken, Done, Interrupted, Preview, Step  # noqa: E402
 
-__all__ = ["stylize", "Interrupted", "DreamstyleError", "UserError", "RunError", "__version__"]
+__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "Interrupted", "CancelToken", "Step", "Preview",
+           "Done", "DreamstyleError", "UserError", "SettingError", "RunError", "__version__"]

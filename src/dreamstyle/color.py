@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-PRESERVE_COLOR = ("none", "luminance", "match")
+from .settings import PRESERVE_COLOR  # noqa: F401 (re-exported)
 
 # NTSC YIQ; rows give Y, I, Q from RGB.
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]])
@@ -51,7 +51,7 @@ def _mean_cov(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     pixels = image.reshape(3, -1).double()
     mean = pixels.mean(1, keepdim=True)
     centered = pixels - mean
-    return mean, centered @ centered.T / pixels.shape[1] + 1e-5 * torch.eye(3, dtype=pixels.dtype)
+    return mean, centered @ centered.T / pixels.shape[1] + 1e-5 * torch.eye(3, dtype=pixels.dtype, device=pixels.device)
 
 
 def _sqrtm(cov: torch.Tensor, inverse: bool = False) -> torch.Tensor:

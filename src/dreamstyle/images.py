@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import numbers
 import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from .errors import UserError
+from .errors import RunError, UserError
+from .events import deferred_signals
+
+if TYPE_CHECKING:
+    import torch
 
 # Output extensions we allow, in the order shown to the user, and the Pillow format for each.
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
@@ -34,9 +39,23 @@ def _reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
+def _stat_problem(p: Path) -> str | None:
+    """Why ``p`` cannot even be looked at (a name or path too long for the file system), or None."""
+    try:
+        p.exists()
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            return "the file name or path is too long for the file system; use a shorter one"
+        return _reason(e)
+    return None
+
+
 def _open_loaded(path: str | os.PathLike) -> Image.Image:
     """Open and fully decode an image file, turning every failure into a UserError."""
     p = Path(path)
+    problem = _stat_problem(p)
+    if problem:
+        raise _fail(f"cannot read '{_short(p)}': {problem}")
     if not p.exists():
         raise _fail(f"cannot read '{p}': file not found; check the path")
     if p.is_dir():
@@ -115,12 +134,16 @@ def resized_tensor(img: Image.Image, size: int, device: torch.device | str = "cp
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """Convert an image to a (1, 3, H, W) float32 tensor in [0, 1]."""
+    import torch
+
     a = np.array(img.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
 def to_image(t: torch.Tensor) -> Image.Image:
     """Convert a (1, 3, H, W) or (3, H, W) tensor (any dtype/device) to an RGB image; clamps and rounds."""
+    import torch
+
     t = t.detach().to("cpu", torch.float32)
     if t.dim() == 4 and t.shape[0] == 1:
         t = t[0]
@@ -135,6 +158,9 @@ def check_output_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     Image.init()
     usable = [ext for ext, fmt in OUTPUT_FORMATS.items() if fmt in Image.SAVE]
+    problem = _stat_problem(p)
+    if problem:
+        raise _fail(f"cannot write '{_short(p)}': {problem}")
     if p.is_dir():
         raise _fail(f"cannot write '{p}': it is a folder; give a file name such as '{p / 'out.png'}'")
     if p.suffix.lower() not in usable:
@@ -150,7 +176,24 @@ def check_output_folder(p: Path) -> Path:
         raise _fail(f"output folder '{parent}' does not exist; create it first")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise _fail(f"cannot write to output folder '{parent}': permission denied; choose another folder")
+    limit = _name_max(parent)
+    if len(p.name.encode()) > limit:
+        raise _fail(f"cannot write '{_short(p)}': the file name is {len(p.name.encode())} bytes, more than the "
+                    f"{limit} the file system allows; use a shorter name")
     return p
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _short(p: Path, keep: int = 80) -> str:
+    """A path for a one-line message: long ones are cut in the middle."""
+    text = str(p)
+    return text if len(text) <= keep else f"{text[:keep // 2]}...{text[-keep // 2:]}"
 
 
 def _umask() -> int:
@@ -183,31 +226,48 @@ def save_image(img: Image.Image, path: str | os.PathLike, params: dict | None = 
     return p
 
 
+_USER_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR)
+
+
 @contextlib.contextmanager
-def atomic_path(path: Path):
+def atomic_path(path: Path) -> Iterator[str]:
     """A temp file name beside ``path``: after the block it replaces ``path`` (durably); on error it is removed.
 
-    So an output is either the old file or the complete new one, never half-written.
+    So an output is either the old file or the complete new one, never half-written. Ctrl-C and SIGTERM
+    wait until the write is done (the temp name is short, so any legal output name works).
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-        tmp = None
-    except (OSError, ValueError) as e:
-        raise _fail(f"cannot write '{path}': {_reason(e)}; check free disk space and permissions") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    with deferred_signals():
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".ds-", suffix=".tmp", dir=path.parent)
+        except OSError as e:
+            raise _write_error(path, e) from None
+        os.close(fd)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+            os.replace(tmp, path)
+            tmp = None
+        except (OSError, ValueError) as e:
+            raise _write_error(path, e) from None
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
     with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _write_error(path: Path, e: BaseException) -> UserError | RunError:
+    """Permissions and names are the user's to fix (exit 2); a full disk or an I/O error is the run's (exit 1)."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return RunError(f"cannot write '{_short(path)}': the disk is full; free some space and run again")
+    if isinstance(e, OSError) and e.errno not in _USER_ERRNOS:
+        return RunError(f"cannot write '{_short(path)}': {_reason(e)}")
+    return _fail(f"cannot write '{_short(path)}': {_reason(e)}; check free disk space and permissions")
 
 
 def read_params(path: str | os.PathLike) -> dict:

@@ -1,18 +1,33 @@
-"""A progress bar (tqdm) showing step, losses and ETA; silent when disabled."""
+"""The terminal's view of a run: a tqdm progress bar that subscribes to run events."""
 
 from __future__ import annotations
 
-from tqdm.auto import tqdm
+from typing import Any
+
+from .events import Done, Event, Step
 
 
-class Progress:
-    def __init__(self, total: int, enabled: bool = True) -> None:
-        self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, disable=not enabled, leave=False)
+class ProgressBar:
+    """A run-event subscriber: step, level, losses and ETA on one line; closed when the run is done."""
 
-    def update(self, label: str, loss: float, parts: dict[str, float]) -> None:
-        self.bar.set_description(label, refresh=False)
-        self.bar.set_postfix({"loss": f"{loss:.3g}", **{k: f"{v:.3g}" for k, v in parts.items()}}, refresh=False)
-        self.bar.update(1)
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Step):
+            if self.bar is None:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=event.total, unit="step", dynamic_ncols=True, leave=False)
+            self.bar.set_description(event.label, refresh=False)
+            self.bar.set_postfix({"loss": f"{event.loss:.3g}", **{k: f"{v:.3g}" for k, v in event.parts.items()}},
+                                 refresh=False)
+            self.bar.update(1)
+        elif isinstance(event, Done):
+            self.close()
 
     def close(self) -> None:
-        self.bar.close()
+        """Clear the bar's line (also on errors, so a message is not printed onto it)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

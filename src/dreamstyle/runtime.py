@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
 
 import torch
 
-from .errors import UserError, check_choice
+from .errors import SettingError, check_choice
+from .settings import DEVICES, PRECISIONS
 
-PRECISIONS = {"auto": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-DEVICES = ("auto", "cpu", "cuda", "mps")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -23,15 +22,15 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        raise SettingError("device", "cuda was asked for but no CUDA GPU is available; use {device} cpu")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UserError("--device mps was asked for but MPS is not available; use --device cpu")
+        raise SettingError("device", "mps was asked for but MPS is not available; use {device} cpu")
     return torch.device(name)
 
 
 def check_precision(precision: str) -> torch.dtype | None:
-    check_choice("precision", precision, list(PRECISIONS))
-    return PRECISIONS[precision]
+    check_choice("precision", precision, PRECISIONS)
+    return _DTYPES.get(precision)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -57,14 +56,3 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@contextlib.contextmanager
-def too_small_is_user_error(model: str, size: int, fix: str = "a larger --size") -> Iterator[None]:
-    """Networks with pooling need a minimum input size; say so instead of showing torch's error."""
-    try:
-        yield
-    except RuntimeError as exc:
-        if "too small" not in str(exc) and "smaller than" not in str(exc) and "Kernel size" not in str(exc):
-            raise
-        raise UserError(f"an image of {size} px (long side) is too small for {model}; use {fix}") from None

@@ -1,9 +1,30 @@
-"""Networks with named taps: the registry, weight loading and the multi-tap feature extractor."""
+"""Networks with named taps: the registry, weight loading, the multi-tap feature extractor and a cache.
 
-from .extractor import Backbone, FeatureExtractor
-from .registry import DEFAULT_BACKBONE, SPECS, get_spec
-from .spec import BackboneSpec, Tap, list_taps, resolve_taps
-from .weights import RANDOM, load_model
+The registry and the tap table are torch-free; ``Backbone``, ``FeatureExtractor``, ``load_model`` and
+``get_backbone`` import torch when first used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .registry import DEFAULT_BACKBONE, SPECS, get_spec, register
+from .spec import BackboneSpec, Tap
+from .taps import list_taps, min_side, resolve_taps
+
+RANDOM = "random"  # --weights random: untrained weights, for structure tests and timing
+
+_LAZY = {"Backbone": "extractor", "FeatureExtractor": "extractor", "load_model": "weights",
+         "get_backbone": "cache", "clear_cache": "cache"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Backbone", "FeatureExtractor", "BackboneSpec", "Tap", "DEFAULT_BACKBONE", "SPECS", "get_spec",
-           "list_taps", "resolve_taps", "load_model", "RANDOM"]
+           "register", "list_taps", "resolve_taps", "min_side", "load_model", "get_backbone", "clear_cache", "RANDOM"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -11,9 +12,12 @@ from torch.fx.experimental.optimization import fuse
 
 from ..errors import UserError, check_choice
 from ..runtime import autocast
-from .pooling import POOLINGS, use_avg_pooling
+from ..settings import POOLINGS
+from .discover import trace
+from .pooling import use_avg_pooling
 from .registry import DEFAULT_BACKBONE, get_spec
-from .spec import Tap, list_taps, resolve_taps, trace
+from .spec import Tap
+from .taps import resolve_taps
 from .weights import load_model
 
 
@@ -26,7 +30,8 @@ class FeatureExtractor(nn.Module):
     matrices and losses.
     """
 
-    def __init__(self, model: nn.Module, mean, std, taps: list[Tap], precision: str = "fp32", pad: int = 0) -> None:
+    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], taps: list[Tap],
+                 precision: str = "fp32", pad: int = 0) -> None:
         super().__init__()
         self.taps = taps
         # Frozen eval-mode BatchNorm is an affine map: fold it into the conv before it (~15% faster).
@@ -74,13 +79,10 @@ class Backbone:
     def name(self) -> str:
         return self.spec.name
 
-    def taps(self) -> tuple[Tap, ...]:
-        return list_taps(self.spec)
-
-    def resolve(self, names) -> list[Tap]:
+    def resolve(self, names: Iterable[str]) -> list[Tap]:
         return resolve_taps(self.spec, list(names))
 
-    def extractor(self, names, pad: int = 0) -> FeatureExtractor:
+    def extractor(self, names: Iterable[str], pad: int = 0) -> FeatureExtractor:
         """An extractor for the given tap names (duplicates are merged); ``pad``: a mirrored margin in pixels."""
         taps = self.resolve(dict.fromkeys(names))
         return FeatureExtractor(self.model, self.spec.mean, self.spec.std, taps, self.precision,

@@ -1,4 +1,4 @@
-"""The table of backbones. Each entry says how to build, preprocess and load a network, and its defaults.
+"""The table of backbones (torch-free). Each entry says how to build, preprocess and load a network, and its defaults.
 
 Default taps of efficientnet_lite0 and squeezenet1_0 were chosen by looking at contact sheets of
 stylized results on the shared content/style pairs (their weights are available offline); VGG's are
@@ -8,17 +8,13 @@ chosen"). Loss weights are relative to dreamstyle's normalized losses.
 
 from __future__ import annotations
 
-from functools import partial
-
-import torchvision.models as tvm
-
 from ..errors import UserError
-from . import lite0
-from .spec import BackboneSpec
+from .spec import BackboneSpec, Lazy
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
+DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 def _vgg_aliases(cfg: list[int]) -> dict[str, str]:
@@ -38,6 +34,11 @@ def _squeeze_aliases(layout: list[str]) -> dict[str, str]:
     return {name: f"features.{i}" for i, name in enumerate(layout)}
 
 
+def _tv(name: str, **kwargs: object) -> Lazy:
+    """A torchvision builder, imported only when the network is built."""
+    return Lazy(f"torchvision.models:{name}", **kwargs)
+
+
 VGG_STYLE = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}
 VGG_CONTENT = {"relu4_2": 1.0}
 
@@ -45,6 +46,9 @@ SPECS: dict[str, BackboneSpec] = {}
 
 
 def register(spec: BackboneSpec) -> BackboneSpec:
+    """Add a network to the table; a name can be registered once."""
+    if spec.name in SPECS:
+        raise ValueError(f"a backbone named {spec.name!r} is already registered")
     SPECS[spec.name] = spec
     return spec
 
@@ -52,21 +56,22 @@ def register(spec: BackboneSpec) -> BackboneSpec:
 register(BackboneSpec(
     name="efficientnet_lite0",
     description="EfficientNet-Lite0, 4.7M params; ImageNet weights ship with dreamstyle (offline default)",
-    build=lite0.EfficientNetLite0, mean=HALF, std=HALF,
-    local_weights=lite0.pretrained_checkpoint_path, convert=lite0.convert_checkpoint, head=("fc.",),
+    build=Lazy("dreamstyle.backbones.lite0:EfficientNetLite0"), mean=HALF, std=HALF,
+    local_weights=Lazy("dreamstyle.backbones.lite0:pretrained_checkpoint_path"),
+    convert=Lazy("dreamstyle.backbones.lite0:convert_checkpoint"), head=("fc.",),
     style_taps={"stem": 1.0, "blocks.1": 1.0, "blocks.3": 1.0, "blocks.5": 1.0, "blocks.8": 1.0},
     content_taps={"blocks.8": 1.0},
     dream_taps=("blocks.10", "blocks.6"),
 ))
 register(BackboneSpec(
     name="vgg19", description="VGG-19, the network of Gatys et al. 2015 (torchvision weights)",
-    build=tvm.vgg19, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="vgg19", head=("classifier.",),
+    build=_tv("vgg19"), mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="vgg19", head=("classifier.",),
     aliases=_vgg_aliases([2, 2, 4, 4, 4]), style_taps=VGG_STYLE, content_taps=VGG_CONTENT,
     dream_taps=("relu4_4", "relu3_4"),
 ))
 register(BackboneSpec(
     name="vgg16", description="VGG-16 (torchvision weights)",
-    build=tvm.vgg16, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="vgg16", head=("classifier.",),
+    build=_tv("vgg16"), mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="vgg16", head=("classifier.",),
     aliases=_vgg_aliases([2, 2, 3, 3, 3]), style_taps=VGG_STYLE, content_taps=VGG_CONTENT,
     dream_taps=("relu4_3", "relu3_3"),
 ))
@@ -76,7 +81,7 @@ _SQ11 = ["conv1", "relu1", "pool1", "fire2", "fire3", "pool3", "fire4", "fire5",
          "fire8", "fire9"]
 register(BackboneSpec(
     name="squeezenet1_0", description="SqueezeNet 1.0, 1.2M params (torchvision weights)",
-    build=tvm.squeezenet1_0, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="squeezenet1_0",
+    build=_tv("squeezenet1_0"), mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="squeezenet1_0",
     head=("classifier.",), aliases=_squeeze_aliases(_SQ10),
     # Checked by eye with real weights: deeper taps (fire7) washed the content out at any style weight.
     style_taps={"relu1": 1.0, "fire2": 1.0, "fire3": 1.0, "fire5": 1.0},
@@ -84,21 +89,21 @@ register(BackboneSpec(
 ))
 register(BackboneSpec(
     name="squeezenet1_1", description="SqueezeNet 1.1, 2.4x cheaper than 1.0 (torchvision weights)",
-    build=tvm.squeezenet1_1, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="squeezenet1_1",
+    build=_tv("squeezenet1_1"), mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="squeezenet1_1",
     head=("classifier.",), aliases=_squeeze_aliases(_SQ11),
     style_taps={"relu1": 1.0, "fire2": 1.0, "fire3": 1.0, "fire5": 1.0},  # as 1.0's; not checked by eye
     content_taps={"fire5": 1.0}, defaults={"content_weight": 10.0}, dream_taps=("fire7", "fire6"),
 ))
 register(BackboneSpec(
     name="resnet50", description="ResNet-50 (torchvision weights)",
-    build=tvm.resnet50, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="resnet50", head=("fc.",),
+    build=_tv("resnet50"), mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="resnet50", head=("fc.",),
     style_taps={"relu": 1.0, "layer1": 1.0, "layer2": 1.0, "layer3": 1.0},
     content_taps={"layer3": 1.0}, dream_taps=("layer3.2", "layer2"),
     defaults={"smooth": "scale"},  # SWAG's down-scaling of deep stages; not checked by eye
 ))
 register(BackboneSpec(
     name="inception_v3", description="Inception v3 (torchvision weights)",
-    build=partial(tvm.inception_v3, weights=None, aux_logits=True, init_weights=False, transform_input=False),
+    build=_tv("inception_v3", weights=None, aux_logits=True, init_weights=False, transform_input=False),
     # transform_input=False plus (x - 0.5) / 0.5 is what torchvision's transform_input=True computes.
     mean=HALF, std=HALF, torchvision_name="inception_v3", head=("fc.", "AuxLogits."), probe_size=299,
     style_taps={"Conv2d_1a_3x3": 1.0, "Conv2d_2b_3x3": 1.0, "Conv2d_4a_3x3": 1.0, "Mixed_5b": 1.0,
@@ -108,18 +113,16 @@ register(BackboneSpec(
 ))
 register(BackboneSpec(
     name="mobilenet_v3_large", description="MobileNet v3 Large (torchvision weights)",
-    build=tvm.mobilenet_v3_large, mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="mobilenet_v3_large",
+    build=_tv("mobilenet_v3_large"), mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="mobilenet_v3_large",
     head=("classifier.",),
     style_taps={"features.0": 1.0, "features.2": 1.0, "features.4": 1.0, "features.7": 1.0, "features.11": 1.0},
     content_taps={"features.7": 1.0}, dream_taps=("features.10", "features.5"),
     defaults={"smooth": "scale"},  # SWAG's down-scaling of deep stages; not checked by eye
 ))
 
-DEFAULT_BACKBONE = "efficientnet_lite0"
-
 
 def get_spec(name: str) -> BackboneSpec:
     try:
         return SPECS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise UserError(f"unknown model '{name}'; choose one of: {', '.join(SPECS)}") from None

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .spec import BackboneSpec, prepare
+from .discover import prepare
+from .spec import BackboneSpec
 
-RANDOM = "random"  # --weights random: untrained weights, for structure tests and timing
+from . import RANDOM
 
 
 def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -8,12 +8,22 @@ EPS = 1e-8
 
 
 def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error divided by the target's mean square: scale-free, about 1 for a bad guess."""
-    return (x - target).pow(2).mean() / (target.pow(2).mean() + EPS)
+    """Mean squared error divided by the target's mean square: scale-free, about 1 for a bad guess.
+
+    Per batch item, then averaged: a batch of N gives the mean of N single-image losses. ``target`` has
+    a batch of 1 (shared) or of N (one per item).
+    """
+    dims = tuple(range(1, x.dim()))
+    if not dims:
+        return (x - target).pow(2) / (target.pow(2) + EPS)
+    return ((x - target).pow(2).mean(dim=dims) / (target.pow(2).mean(dim=dims) + EPS)).mean()
 
 
 class Term:
-    """A loss term. ``taps`` maps the tap names it reads to their weights (empty if it reads pixels)."""
+    """A loss term. ``taps`` maps the tap names it reads to their weights (empty if it reads pixels).
+
+    Terms work on batches: (N, C, H, W) features give the mean of the N items' losses.
+    """
 
     name: str = "term"
     taps: dict[str, float] = {}

@@ -12,6 +12,10 @@ class ContentLoss(Term):
 
     def __init__(self, taps: dict[str, float], target_feats: dict[str, torch.Tensor]) -> None:
         self.taps = dict(taps)
+        self.bind(target_feats)
+
+    def bind(self, target_feats: dict[str, torch.Tensor]) -> None:
+        """Re-bind the targets: one per batch item (as when training on batches) or one for all."""
         self.targets = {t: target_feats[t].detach() for t in self.taps}
 
     def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import torch
 
+from ..backbones.registry import get_spec
 from ..errors import UserError
+from ..settings import DREAM_OBJECTIVES
 from .base import EPS, Term
 
-DREAM_OBJECTIVES = ("l2", "mean")
 SELECTIONS = ("strongest", "weakest")
 _TARGET = re.compile(r"^(?P<tap>[^:=]+)(?::(?P<sel>[^=]*))?(?:=(?P<weight>[^=]+))?$")
 
@@ -67,6 +69,32 @@ def parse_target(text: str, option: str = "--target") -> DreamTarget:
     return DreamTarget(tap, channels=channels, weight=weight)
 
 
+def default_targets(model: str, avoid: Sequence[str] = ()) -> list[DreamTarget]:
+    """The backbone's default dream tap, skipping taps in ``avoid`` (those the style and content losses use)."""
+    spec = get_spec(model)
+    for tap in spec.dream_taps:
+        if tap not in avoid:
+            return [DreamTarget(tap)]
+    raise UserError(f"{model} has no default dream tap outside {', '.join(avoid)}; name one with --dream TAP=W")
+
+
+def parse_targets(targets: Sequence[str | DreamTarget] | str | None, model: str, option: str = "targets",
+                  avoid: Sequence[str] = ()) -> list[DreamTarget]:
+    """Targets as text or DreamTarget; none (or 'auto' taps) means the backbone's default dream tap."""
+    if targets is None:
+        return default_targets(model, avoid)
+    items = [targets] if isinstance(targets, (str, DreamTarget)) else list(targets)
+    if not items or all(isinstance(t, str) and not t.strip() for t in items):
+        raise UserError(f"{option} is empty; name a target such as blocks.8, or leave it out for the default")
+    parsed = []
+    for item in items:
+        t = item if isinstance(item, DreamTarget) else parse_target(item, option)
+        if t.tap == "auto":
+            t = DreamTarget(default_targets(model, avoid)[0].tap, t.channels, t.select, t.weight)
+        parsed.append(t)
+    return parsed
+
+
 def rank_channels(feat: torch.Tensor, how: str, count: int) -> tuple[int, ...]:
     """The ``count`` channels of ``feat`` (1, C, H, W) with the highest (or lowest) mean activation."""
     means = feat.detach().float().mean(dim=(0, 2, 3))
@@ -99,12 +127,13 @@ def guide_match(feat: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
 
     Its gradient pulls every position toward the guide feature it already resembles most.
     """
-    c = feat.shape[1]
-    x = feat.reshape(c, -1)  # (C, N)
-    g = guide.reshape(c, -1)  # (C, M)
+    n, c = feat.shape[:2]
+    x = feat.reshape(n, c, -1)  # (N, C, P): each batch item on its own
+    g = guide.reshape(guide.shape[0], c, -1)[:1]  # (1, C, M): the guide's features
     with torch.no_grad():
-        best = (x.T @ g).argmax(dim=1)
-    return (x * g[:, best]).sum(dim=0).mean()
+        best = (x.transpose(1, 2) @ g).argmax(dim=2)  # (N, P): the best guide position for each position
+    matched = g[0][:, best].permute(1, 0, 2)  # (N, C, P)
+    return (x * matched).sum(dim=1).mean()
 
 
 class DreamLoss(Term):

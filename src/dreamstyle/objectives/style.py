@@ -12,10 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..settings import SMOOTHING, STYLE_LOSSES
 from .base import EPS, Term, relative_mse
-
-STYLE_LOSSES = ("gram", "meancov", "meanstd")
-SMOOTHING = ("none", "softmax", "scale")
 # ``--smooth scale``: SWAG's simpler alternative, down-scaling the deep stages. Halving a tap's
 # activations divides an (unnormalized) Gram loss on it by 2^4; the per-tap losses here are
 # normalized, so the same effect is had by weighting the deep taps 1/16.
@@ -39,16 +37,19 @@ def smooth(feat: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 def _moments(feat: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted mean (C) and second moment E[x x^T] (C, C) over positions; ``mask`` is (1, 1, H, W)."""
-    c = feat.shape[1]
-    f = feat.reshape(c, -1)
+    """Per batch item: weighted mean (N, C) and second moment E[x x^T] (N, C, C) over positions.
+
+    ``mask`` is (1 or N, 1, H, W); each item's statistics are its own (batch and channels never mix).
+    """
+    n, c = feat.shape[:2]
+    f = feat.reshape(n, c, -1)
     if mask is None:
-        weights = f.new_full((f.shape[1],), 1.0 / f.shape[1])
+        weights = f.new_full((1, f.shape[2]), 1.0 / f.shape[2])
     else:
-        m = mask.reshape(-1)
-        weights = m / (m.sum() + EPS)
-    mean = f @ weights
-    second = (f * weights) @ f.T
+        m = mask.reshape(mask.shape[0], -1)
+        weights = m / (m.sum(dim=1, keepdim=True) + EPS)
+    mean = (f * weights[:, None, :]).sum(dim=2)
+    second = (f * weights[:, None, :]) @ f.transpose(1, 2)
     return mean, second
 
 
@@ -56,9 +57,9 @@ def _statistic(kind: str, feat: torch.Tensor, mask: torch.Tensor | None = None) 
     mean, second = _moments(feat, mask)
     if kind == "gram":
         return {"gram": second}
-    cov = second - torch.outer(mean, mean)
+    cov = second - mean[:, :, None] * mean[:, None, :]
     if kind == "meanstd":
-        return {"mean": mean, "std": cov.diagonal().clamp_min(0).add(EPS).sqrt()}
+        return {"mean": mean, "std": cov.diagonal(dim1=1, dim2=2).clamp_min(0).add(EPS).sqrt()}
     return {"mean": mean, "cov": cov}
 
 
@@ -69,25 +70,35 @@ def _blend(stats: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[s
 
 def _sqrtm(matrix: torch.Tensor) -> torch.Tensor:
     vals, vecs = torch.linalg.eigh(matrix)
-    return vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+    return vecs @ torch.diag_embed(vals.clamp_min(0).sqrt()) @ vecs.transpose(-1, -2)
+
+
+def _sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum over everything but the batch dimension."""
+    return x.flatten(1).sum(dim=1)
+
+
+def _trace(x: torch.Tensor) -> torch.Tensor:
+    return x.diagonal(dim1=-2, dim2=-1).sum(dim=-1)
 
 
 def _distance(kind: str, stat: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
               cache: dict[str, torch.Tensor]) -> torch.Tensor:
-    """A scale-free distance: each is divided by the size of the target statistic."""
+    """A scale-free distance per batch item, averaged over the batch: each is divided by the size of the
+    target statistic. Targets have a batch of 1 (shared by every item) or of N (one per item)."""
     if kind == "gram":
         return relative_mse(stat["gram"], target["gram"])
     if kind == "meanstd":
-        err = (stat["mean"] - target["mean"]).pow(2).sum() + (stat["std"] - target["std"]).pow(2).sum()
-        return err / (target["mean"].pow(2).sum() + target["std"].pow(2).sum() + EPS)
+        err = _sum((stat["mean"] - target["mean"]).pow(2)) + _sum((stat["std"] - target["std"]).pow(2))
+        return (err / (_sum(target["mean"].pow(2)) + _sum(target["std"].pow(2)) + EPS)).mean()
     # Wasserstein-2 between Gaussians: |m1 - m2|^2 + tr(C1 + C2 - 2 (C2^1/2 C1 C2^1/2)^1/2)
     if "cov_sqrt" not in cache:
         cache["cov_sqrt"] = _sqrtm(target["cov"])
     root = cache["cov_sqrt"]
     product = root @ stat["cov"] @ root
-    coupling = torch.linalg.eigvalsh((product + product.T) / 2).clamp_min(EPS).sqrt().sum()
-    w2 = (stat["mean"] - target["mean"]).pow(2).sum() + stat["cov"].trace() + target["cov"].trace() - 2 * coupling
-    return w2.clamp_min(0) / (target["mean"].pow(2).sum() + target["cov"].trace() + EPS)
+    coupling = torch.linalg.eigvalsh((product + product.transpose(-1, -2)) / 2).clamp_min(EPS).sqrt().sum(dim=-1)
+    w2 = _sum((stat["mean"] - target["mean"]).pow(2)) + _trace(stat["cov"]) + _trace(target["cov"]) - 2 * coupling
+    return (w2.clamp_min(0) / (_sum(target["mean"].pow(2)) + _trace(target["cov"]) + EPS)).mean()
 
 
 class StyleLoss(Term):

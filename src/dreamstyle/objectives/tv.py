@@ -11,6 +11,9 @@ class TVLoss(Term):
     name = "tv"
 
     def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        dx = image[..., :, 1:] - image[..., :, :-1]
-        dy = image[..., 1:, :] - image[..., :-1, :]
-        return dx.pow(2).mean() + dy.pow(2).mean()
+        total = image.new_zeros(())
+        if image.shape[-1] > 1:  # a 1-px wide or high image has no neighbours that way
+            total = total + (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean()
+        if image.shape[-2] > 1:
+            total = total + (image[..., 1:, :] - image[..., :-1, :]).pow(2).mean()
+        return total

@@ -8,11 +8,11 @@ from typing import Callable
 
 import torch
 
-from ..errors import RunError, UserError, check_choice
+from ..errors import RunError, SettingError, check_choice
+from ..settings import OPTIMIZERS
 
 LossFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 StepCallback = Callable[[int, float, dict[str, float], torch.Tensor], None]
-OPTIMIZERS = ("lbfgs", "adam")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
 
@@ -29,10 +29,10 @@ def check_settings(name: str, lr: float | None = None, average: float = 0.0) -> 
     """Check the optimizer name, step size and averaging decay; return the step size to use."""
     check_choice("optimizer", name, OPTIMIZERS)
     lr = DEFAULT_LR[name] if lr is None else lr
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise UserError(f"--lr must be a number > 0, got {lr}")
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise SettingError("lr", f"must be a number > 0, got {lr}")
     if not 0 <= average < 1:
-        raise UserError(f"--ema must be in [0, 1), got {average}")
+        raise SettingError("ema", f"must be in [0, 1), got {average}")
     return lr
 
 

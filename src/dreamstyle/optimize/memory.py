@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
-from ..errors import UserError
+if TYPE_CHECKING:
+    from PIL import Image
 
+from ..errors import SettingError
+
+# A forward pass without gradients keeps only a few layers' outputs alive at once (a conservative share).
+FORWARD_BYTES_PER_ACTIVATION = 2.0
 # Peak memory ~ BASE_BYTES + BYTES_PER_ACTIVATION * (activation elements of one forward), fitted to the
 # peak RSS of VGG-19 runs on CPU at 1024 px (4.67 GiB) and 2048 px (12.47 GiB); see BENCHMARKS.md.
 # BASE_BYTES is the process itself (torch, the weights); the rest is saved activations, their
@@ -69,11 +74,35 @@ def largest_fitting_size(size: int, estimate: float, available: float) -> int:
     return int(size * math.sqrt(room) // 16 * 16)
 
 
-def require(need: float, device: torch.device, what: str, fix: Callable[[float], str]) -> None:
+def require(need: float, device: torch.device, setting: str, what: str, fix: Callable[[float], str]) -> None:
     """Refuse up front, in one line, when ``need`` bytes are more than ``device`` has free.
 
-    ``what`` names the run ("--size 2048 with vgg19"); ``fix(free_bytes)`` says what to change.
+    ``setting`` is the setting to change, ``what`` the run ("at 2048 px with vgg19"); ``fix(free_bytes)``
+    says what to change (other settings written ``{name}``, see SettingError).
     """
     have = available_bytes(device)
     if need > have:
-        raise UserError(f"{what} needs about {need / 2**30:.1f} GiB but {have / 2**30:.1f} GiB is free; {fix(have)}")
+        raise SettingError(setting, f"{what} needs about {need / 2**30:.1f} GiB but {have / 2**30:.1f} GiB is "
+                           f"free; {fix(have)}")
+
+
+def check_fits(module: nn.Module, image: "Image.Image", long_side: int, device: torch.device, what: str,
+               lighter: str, *, setting: str = "size", backward: bool = True, batch: int = 1,
+               extra_bytes: float = 0.0) -> float:
+    """Refuse when running ``module`` on ``image`` at ``long_side`` px (``batch`` of them, with or without
+    a backward pass, plus ``extra_bytes`` of image buffers) would not fit; returns the estimate."""
+    from ..images import resized_tensor
+
+    scale = long_side / max(image.size)
+    h, w = max(1, round(image.height * scale)), max(1, round(image.width * scale))
+    elements = activation_elements(module, resized_tensor(image, PROBE, device), h, w)
+    per = BYTES_PER_ACTIVATION if backward else FORWARD_BYTES_PER_ACTIVATION
+    need = BASE_BYTES + per * elements * batch + extra_bytes
+
+    def fix(have: float) -> str:
+        room = max(have - BASE_BYTES - extra_bytes, 0.0) / max(need - BASE_BYTES - extra_bytes, 1.0)
+        fitting = int(long_side * math.sqrt(room) // 16 * 16)
+        return f"use {{{setting}}} {fitting} or less, or {lighter}" if fitting >= 16 else f"use {lighter}"
+
+    require(need, device, setting, what, fix)
+    return need

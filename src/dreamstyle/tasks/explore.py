@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -23,13 +24,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .backbones import DEFAULT_BACKBONE, Backbone, FeatureExtractor
-from .errors import UserError
-from .images import as_image, check_output_path, resized_tensor, save_image, to_image
-from .optimize.memory import BASE_BYTES, PROBE, estimate_peak_bytes, require
-from .progress import Progress
-from .runtime import prepare_cpu, resolve_device, resolve_precision, too_small_is_user_error
-from .sheet import _grid
+from .. import __version__
+from ..backbones import FeatureExtractor, get_backbone, min_side
+from ..errors import SettingError, UserError
+from ..events import Run, guarded
+from ..images import as_image, check_output_path, resized_tensor, save_image, to_image
+from ..optimize.memory import check_fits
+from ..runtime import prepare_cpu, resolve_device, resolve_precision
+from ..settings import ExploreSettings, as_params
+from .sheet import grid
 
 MAX_CELLS = 64  # channels per grid
 MIN_SIZE = 32  # pixels
@@ -102,39 +105,30 @@ def random_transform(images: torch.Tensor, generator: torch.Generator) -> torch.
 # --- the two modes -------------------------------------------------------------------------------
 
 def visualize_channels(extractor: FeatureExtractor, tap: str, channels: Sequence[int], size: int = 128,
-                       iterations: int = 96, seed: int = 0, progress: bool = True) -> torch.Tensor:
-    """Optimize one image per channel to excite it; returns a (len(channels), 3, size, size) batch in [0, 1]."""
+                       iterations: int = 96, seed: int = 0, events: Run | None = None,
+                       state: dict | None = None) -> torch.Tensor:
+    """Optimize one image per channel to excite it; returns a (len(channels), 3, size, size) batch in [0, 1].
+
+    ``state['images']`` (if given) always holds a callable that renders the pictures so far.
+    """
     device = extractor.mean.device
+    events = events or Run("explore", iterations)
     generator = torch.Generator().manual_seed(seed)
     param = FourierImage(len(channels), size, generator, device)
+    if state is not None:
+        state["images"] = lambda: param().detach()
     optimizer = torch.optim.Adam(param.parameters(), lr=LR)
     index = torch.as_tensor(list(channels), device=device)
     rows = torch.arange(len(channels), device=device)
-    bar = Progress(iterations, progress)
-    step = 0
-    try:
-        for step in range(iterations):
-            optimizer.zero_grad(set_to_none=True)
-            feats = extractor(random_transform(param(), generator))[tap]
-            activation = feats[rows, index].mean(dim=(1, 2))  # item i's mean activation of channel i
-            (-activation.sum()).backward()
-            optimizer.step()
-            bar.update(f"explore {tap}", -activation.mean().item(), {})
-    except KeyboardInterrupt:
-        with torch.no_grad():
-            raise Stopped(param(), step) from None
-    finally:
-        bar.close()
+    for _ in range(iterations):
+        optimizer.zero_grad(set_to_none=True)
+        feats = extractor(random_transform(param(), generator))[tap]
+        activation = feats[rows, index].mean(dim=(1, 2))  # item i's mean activation of channel i
+        (-activation.sum()).backward()
+        optimizer.step()
+        events.step(f"explore {tap}", -activation.mean().item())
     with torch.no_grad():
         return param()
-
-
-class Stopped(KeyboardInterrupt):
-    """Ctrl-C during feature visualization: ``images`` are the pictures so far, after ``step`` steps."""
-
-    def __init__(self, images: torch.Tensor, step: int) -> None:
-        super().__init__(f"stopped at step {step}")
-        self.images, self.step = images, step
 
 
 def feature_map(extractor: FeatureExtractor, tap: str, image: torch.Tensor) -> torch.Tensor:
@@ -166,100 +160,102 @@ def heat_overlay(image: torch.Tensor, activation: torch.Tensor) -> Image.Image:
 
 # --- the entry point -----------------------------------------------------------------------------
 
-def explore(model: str | None = None, tap: str | None = None, *, output: str | os.PathLike | None = None,
-            channels: Sequence[int] | None = None, count: int = 16,
-            image: str | os.PathLike | Image.Image | None = None, size: int | None = None, iterations: int = 96,
-            weights: str | os.PathLike | None = None, device: str = "auto", seed: int = 0,
-            progress: bool = True) -> Image.Image:
+def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
+            events: Run | None = None) -> Image.Image:
     """A labelled grid, one cell per channel of ``tap``: what excites it, or where it fires in ``image``.
 
     Without ``image``, each cell is an image optimized for ``iterations`` steps to excite its channel
     (``size`` x ``size`` pixels, default 128). With ``image``, the photo (long side resized to ``size``,
-    default 256) goes through
-    the network once, and each cell shows one channel's activation map over it, labelled with its mean
-    activation. The channels are ``channels`` if given, else the first ``count`` channels of the tap
-    (without image) or the ``count`` most active ones (with image); at most 64. ``output``, if given, is
-    where the grid is saved, with the settings embedded.
+    default 256) goes through the network once, and each cell shows one channel's activation map over
+    it, labelled with its mean activation. The channels are ``channels`` if given, else the first
+    ``count`` channels of the tap (without image) or the ``count`` most active ones (with image); at
+    most 64. ``output``, if given, is where the grid is saved, with the settings embedded.
     """
-    model = model or DEFAULT_BACKBONE
+    s = settings
+    tap = s.tap
     if not tap:
-        raise UserError(f"give the tap to explore with --tap, e.g. --tap blocks.5; "
-                        f"'dreamstyle layers {model}' lists them")
-    if size is None:  # feature pictures are cheap at 128 px; heat maps need more pixels to be readable
-        size = FEATURE_SIZE if image is None else IMAGE_SIZE
-    _check_int("--size", size, MIN_SIZE)
-    _check_int("--iterations", iterations, 1)
-    _check_int("--count", count, 1)
+        raise SettingError("tap", f"is missing: give the tap to explore, e.g. blocks.5; "
+                           f"'dreamstyle layers {s.model}' lists them")
+    from ..backbones import get_spec
+
+    spec = get_spec(s.model)
+    need = min_side(spec, [tap])  # checks the tap's name too
+    size = s.size if s.size is not None else FEATURE_SIZE if s.image is None else IMAGE_SIZE
     out_path = check_output_path(output) if output is not None else None
     photo, image_name = None, None
-    if image is not None:
-        photo = as_image(image, "image")[0]
-        image_name = "<image>" if isinstance(image, Image.Image) else str(image)
+    if s.image is not None:
+        photo = as_image(s.image, "image")[0]
+        image_name = "<image>" if isinstance(s.image, Image.Image) else str(s.image)
+    short = size if photo is None else max(1, round(min(photo.size) * size / max(photo.size)))
+    if short < need:
+        raise SettingError("size", f"of {size} px is too small for tap {tap} of {s.model}, which needs at least "
+                           f"{need} px on the short side; use a larger size")
 
-    dev = resolve_device(device)
+    dev = resolve_device(s.device)
     if dev.type == "cpu":
         prepare_cpu()
-    backbone = Backbone(model, weights, dev, resolve_precision("auto", dev))
+    backbone = get_backbone(s.model, s.weights, dev, resolve_precision(s.precision, dev))
     info = backbone.resolve([tap])[0]
-    chosen = _check_channels(channels, info.channels, tap) if channels is not None else None
-    cells_wanted = len(chosen) if chosen is not None else min(count, info.channels)
+    chosen = _check_channels(s.channels, info.channels, tap) if s.channels is not None else None
+    cells_wanted = len(chosen) if chosen is not None else min(s.count, info.channels)
     if cells_wanted > MAX_CELLS:
-        raise UserError(f"{cells_wanted} channels make too big a grid; explore {MAX_CELLS} or fewer at a time")
+        raise SettingError("channels", f"make {cells_wanted} cells, too big a grid; explore {MAX_CELLS} or fewer "
+                           "at a time")
     extractor = backbone.extractor([tap])
     if photo is None:
-        _check_memory(extractor, cells_wanted, size, dev)
+        probe = Image.new("RGB", (size, size))
+        check_fits(extractor, probe, size, dev, f"of {size} px for {cells_wanted} channels",
+                   "explore fewer channels ({count})", batch=cells_wanted)
+    else:
+        check_fits(extractor, photo, size, dev, f"of {size} px", "a smaller {size}", backward=False)
 
-    stopped = None
-    with too_small_is_user_error(model, size):
+    params = {"dreamstyle": __version__, "command": "explore",
+              **as_params(s, model=backbone.name, size=size, image=image_name,
+                          iterations=s.iterations if photo is None else None),
+              "mode": "features" if photo is None else "image"}
+    events = events or Run("explore", 0)
+    events.total = s.iterations if photo is None else 1
+    state: dict = {}
+    labels: list[int] = []
+
+    def cells_of(images: torch.Tensor) -> list[tuple[Image.Image, str]]:
+        return [(to_image(img), f"{tap} ch {ch}") for img, ch in zip(images, labels)]
+
+    def keep() -> tuple[Image.Image, Path | None]:
+        if "images" not in state:
+            return None, None  # type: ignore[return-value]
+        with torch.no_grad():
+            sheet = grid(cells_of(state["images"]()), columns=math.ceil(math.sqrt(len(labels))))
+        kept = {**params, "channels": labels, "interrupted_at": events.done}
+        path = save_image(sheet, out_path, kept) if out_path is not None else None
+        events.finish(sheet, path, kept, interrupted=True)
+        return sheet, path
+
+    with guarded(events, keep):
         if photo is None:
-            chosen = chosen if chosen is not None else list(range(cells_wanted))
-            try:
-                images = visualize_channels(extractor, tap, chosen, size, iterations, seed, progress)
-            except Stopped as exc:  # Ctrl-C: keep the pictures so far
-                images, stopped = exc.images, exc
-            cells = [(to_image(img), f"{tap} ch {ch}") for img, ch in zip(images, chosen)]
+            labels = chosen if chosen is not None else list(range(cells_wanted))
+            images = visualize_channels(extractor, tap, labels, size, s.iterations, s.seed, events, state)
+            cells = cells_of(images)
         else:
             x = resized_tensor(photo, size, dev)
             maps = feature_map(extractor, tap, x)
             means = maps.mean(dim=(1, 2))
-            chosen = chosen if chosen is not None else means.argsort(descending=True)[:cells_wanted].tolist()
-            cells = [(heat_overlay(x, maps[ch]), f"{tap} ch {ch}\nmean {means[ch].item():.3g}") for ch in chosen]
-
-    grid = _grid(cells, columns=math.ceil(math.sqrt(len(cells))))
-    params = {"command": "explore", "model": backbone.name, "tap": tap, "channels": chosen,
-              "mode": "features" if photo is None else "image", "size": size,
-              "iterations": iterations if photo is None else None, "seed": seed,
-              "weights": None if weights is None else str(weights), "image": image_name}
-    if stopped is not None:
-        params["interrupted_at"] = stopped.step
-    if out_path is not None:
-        save_image(grid, out_path, params)
-    if stopped is not None:
-        from .api import Interrupted
-
-        raise Interrupted(grid, out_path, stopped.step, iterations)
-    return grid
+            labels = chosen if chosen is not None else means.argsort(descending=True)[:cells_wanted].tolist()
+            cells = [(heat_overlay(x, maps[ch]), f"{tap} ch {ch}\nmean {means[ch].item():.3g}") for ch in labels]
+            events.step(f"explore {tap}", float(means.mean()))
+        sheet = grid(cells, columns=math.ceil(math.sqrt(len(cells))))
+        params["channels"] = labels
+        path = save_image(sheet, out_path, params) if out_path is not None else None
+    events.finish(sheet, path, params)
+    return sheet
 
 
 # --- checks --------------------------------------------------------------------------------------
 
-def _check_memory(extractor: FeatureExtractor, count: int, size: int, device: torch.device) -> None:
-    """The pictures are optimized as one batch: refuse up front when the batch would not fit."""
-    probe = torch.rand(1, 3, PROBE, PROBE, device=device)
-    one = estimate_peak_bytes(extractor, probe, size, size) - BASE_BYTES
-    require(BASE_BYTES + count * one, device, f"{count} channels at --size {size}",
-            lambda have: "explore fewer channels (--count) or use a smaller --size")
-
-
-def _check_int(what: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{what} must be a whole number >= {minimum}, got {value!r}")
-
-
 def _check_channels(channels: Sequence[int], available: int, tap: str) -> list[int]:
     chosen = list(channels)
     if not chosen:
-        raise UserError("--channels is empty; give channel numbers such as --channels 0,5,12")
+        raise SettingError("channels", "is empty; give channel numbers such as 0,5,12")
     for ch in chosen:
         if isinstance(ch, bool) or not isinstance(ch, (int, np.integer)) or not 0 <= ch < available:
             raise UserError(f"channel {ch!r} does not exist: tap {tap} has {available} channels, "

@@ -1,0 +1,197 @@
+"""Run events, cancellation and the guarded run (torch-free).
+
+A task reports what happens through a :class:`Run`: a :class:`Step` after every optimizer step (with
+the step number, the level, the loss and each term), a :class:`Preview` of the current image when a
+subscriber asks for one, and :class:`Done` at the end. Anyone can subscribe: the terminal progress
+bar, ``--save-every``, and next the web page, all the same way.
+
+A :class:`CancelToken` stops a run from another thread; the run then ends as Ctrl-C ends it: the
+best image so far is kept and saved, and :class:`Interrupted` is raised. :func:`guarded` is the one
+place that does "save what we have, then raise Interrupted". SIGTERM is treated like Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+@dataclass(frozen=True)
+class Step:
+    task: str
+    step: int  # steps done so far in the whole run, from 1
+    total: int
+    label: str  # the level / octave / frame, e.g. "512x384"
+    loss: float
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preview:
+    task: str
+    step: int
+    total: int
+    image: Image.Image
+
+
+@dataclass(frozen=True)
+class Done:
+    task: str
+    step: int
+    total: int
+    image: Image.Image | None
+    path: Path | None
+    params: dict[str, Any]
+    interrupted: bool = False
+
+
+Event = Union[Step, Preview, Done]
+Subscriber = Callable[[Event], None]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C, SIGTERM or a cancel token. ``image`` is the best result so far and
+    ``path`` where it was saved (if anywhere); ``step`` of ``total`` steps were done."""
+
+    def __init__(self, image: Any, path: Path | None, step: int, total: int) -> None:
+        super().__init__(f"interrupted at step {step} of {total}")
+        self.image, self.path, self.step, self.total = image, path, step, total
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised inside a run whose cancel token was set; handled like Ctrl-C."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread; handled like Ctrl-C."""
+
+
+class CancelToken:
+    """Set from any thread to stop a run at its next step, keeping the best image so far."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class Run:
+    """One task's reporting: subscribers (each with how often it wants a preview), the cancel token,
+    and the step count."""
+
+    def __init__(self, task: str, total: int, subscribers: list[tuple[Subscriber, int]] | None = None,
+                 cancel: CancelToken | None = None) -> None:
+        self.task, self.total, self.cancel = task, total, cancel
+        self.subscribers: list[tuple[Subscriber, int]] = list(subscribers or [])
+        self.done = 0
+
+    def subscribe(self, subscriber: Subscriber, preview_every: int = 0) -> None:
+        """``subscriber(event)`` gets every event; a Preview every ``preview_every`` steps (0: none)."""
+        self.subscribers.append((subscriber, preview_every))
+
+    def emit(self, event: Event) -> None:
+        for subscriber, _ in self.subscribers:
+            subscriber(event)
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if the token was set (call between units of work)."""
+        if self.cancel is not None and self.cancel.cancelled:
+            raise Cancelled("cancelled")
+
+    def step(self, label: str, loss: float, parts: dict[str, float] | None = None,
+             preview: Callable[[], Image.Image] | None = None) -> None:
+        """Report one step; render the preview once if any subscriber wants one now; honour cancellation."""
+        self.done += 1
+        event = Step(self.task, self.done, self.total, label, loss, dict(parts or {}))
+        wanting = []
+        for subscriber, every in self.subscribers:
+            subscriber(event)
+            if preview is not None and every and self.done % every == 0:
+                wanting.append(subscriber)
+        if wanting:
+            shown = Preview(self.task, self.done, self.total, preview())  # type: ignore[misc]
+            for subscriber in wanting:
+                subscriber(shown)
+        self.check()
+
+    def finish(self, image: Image.Image | None, path: Path | None, params: dict[str, Any],
+               interrupted: bool = False) -> None:
+        self.emit(Done(self.task, self.done, self.total, image, path, params, interrupted))
+
+
+class Child(Run):
+    """A part of a bigger run (a sheet's cell, a zoom's first frame): its steps count in the parent's run,
+    the parent's cancel token stops it, and its Done is left to the parent."""
+
+    def __init__(self, parent: Run, task: str | None = None) -> None:
+        super().__init__(task or parent.task, parent.total, None, parent.cancel)
+        self.parent = parent
+
+    def step(self, label: str, loss: float, parts: dict[str, float] | None = None,
+             preview: Callable[[], Image.Image] | None = None) -> None:
+        self.parent.step(label, loss, parts, preview)
+        self.done = self.parent.done
+
+    def finish(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def guarded(run: Run, keep: Callable[[], tuple[Any, Path | None]]) -> Iterator[None]:
+    """Ctrl-C, SIGTERM or cancellation inside the block: ``keep()`` saves the best result so far and
+    returns (result, path); then :class:`Interrupted` is raised with them."""
+    try:
+        yield
+    except KeyboardInterrupt:  # Interrupted from a nested run too: this run keeps its own result
+        with deferred_signals():  # a second Ctrl-C must not lose the save in progress
+            result, path = keep()
+        raise Interrupted(result, path, run.done, run.total) from None
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is done (in the main thread; elsewhere a no-op), then
+    raise KeyboardInterrupt/Terminated if one came. Used around file writes, so that a write is never
+    cut half-way and no temp file is left behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda number, frame: caught.append(number))
+        except (ValueError, OSError):  # pragma: no cover - not in the main interpreter
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise Terminated("terminated") if caught[0] == signal.SIGTERM else KeyboardInterrupt()
+
+
+def raise_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C in this process (the CLI calls this at start)."""
+    def handler(number: int, frame: Any) -> None:
+        raise Terminated("terminated")
+
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, handler)
+
+
+__all__ = ["Step", "Preview", "Done", "Event", "Subscriber", "Interrupted", "Cancelled", "Terminated",
+           "CancelToken", "Run", "Child", "guarded", "deferred_signals", "raise_on_sigterm"]

@@ -1,0 +1,314 @@
+"""The ``dreamstyle`` command: options generated from :mod:`dreamstyle.settings`, runs through :mod:`dreamstyle.api`.
+
+Starts without importing torch (``--help``, ``--version``, ``--show-params``, ``models``, ``layers``);
+a run imports it when it starts. Errors become one line on stderr and an exit code: 2 for bad input,
+1 for a failed run, 130 for Ctrl-C and 143 for SIGTERM (both keep the best result so far).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Any, Callable, Sequence
+
+from .. import __version__
+from ..settings import (DreamSettings, ExploreSettings, Opt, StylizeSettings, ZoomSettings, check_value, flag_of,
+                        options)
+
+_SUPPRESS = argparse.SUPPRESS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+
+
+def _onoff(text: str) -> bool:
+    if text in ("on", "off"):
+        return text == "on"
+    raise argparse.ArgumentTypeError(f"expected on or off, got '{text}'")
+
+
+def _channels(text: str) -> list[int]:
+    try:
+        channels = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected channel numbers such as 0,5,12, got '{text}'") from None
+    if not channels or min(channels) < 0:
+        raise argparse.ArgumentTypeError(f"expected channel numbers >= 0 such as 0,5,12, got '{text}'")
+    return channels
+
+
+_TYPES: dict[str, Callable[[str], Any]] = {"int": _int, "float": _number, "floats": _number, "channels": _channels}
+
+
+def _checked(name: str, o: Opt) -> Callable[[str], Any]:
+    """Parse one value and check it against its setting at once, so a later repeat cannot hide a bad one."""
+    parse = _TYPES.get(o.kind, str)
+
+    def convert(text: str) -> Any:
+        from ..errors import SettingError, UserError
+
+        value = parse(text)
+        try:
+            check_value(name, o, [value] if o.kind == "floats" else value)
+        except SettingError as exc:
+            raise argparse.ArgumentTypeError(exc.problem) from None
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+    return convert
+
+
+def _help(o: Opt, default: Any) -> str:
+    shown = o.default_text or ("on" if default is True else "off" if default is False and o.onoff else default)
+    return o.help if shown is None or (default is False and not o.onoff) else f"{o.help} (default: {shown})"
+
+
+def add_settings(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
+    """One option per setting of ``cls``. Options not given are left out of the namespace, so the API's
+    defaults (the settings') apply: they exist once."""
+    for f, o in options(cls):
+        if not o.cli or f.name in skip:
+            continue
+        kwargs: dict[str, Any] = dict(dest=f.name, default=_SUPPRESS, help=_help(o, f.default))
+        if o.metavar:
+            kwargs["metavar"] = o.metavar
+        if o.kind == "bool" and not o.onoff:
+            kwargs["action"] = "store_true"
+        elif o.kind == "bool":
+            kwargs.update(type=_onoff, metavar="on|off")
+        elif o.kind == "choice":
+            kwargs["choices"] = list(o.choices)
+        else:
+            kwargs["type"] = _checked(f.name, o)
+        if o.many:
+            kwargs["nargs"] = "+"
+        parser.add_argument(flag_of(cls, f.name), **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dreamstyle", description="Neural image stylization: style transfer, Deep Dream, "
+                     "networks and their taps.")
+    parser.add_argument("--version", action="version", version=f"dreamstyle {__version__}")
+    parser.add_argument("--show-params", metavar="IMAGE", help="print the parameters stored in a dreamstyle output")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    s = sub.add_parser("stylize", help="style transfer by optimization (Gatys et al.)",
+                       description="Paint CONTENT in the style of one or more STYLE images.")
+    s.add_argument("content")
+    s.add_argument("styles", nargs="+", metavar="style")
+    s.add_argument("-o", "--output", required=True, help="output image (.png keeps the parameters)")
+    add_settings(s, StylizeSettings)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sh = sub.add_parser("sheet", help="a labelled contact sheet of a parameter sweep",
+                        description="Stylize once per combination of the --sweep values and lay the results "
+                                    "out in one labelled image, e.g. --sweep style-weight=1e2,1e3,1e4 "
+                                    "--sweep model=efficientnet_lite0,squeezenet1_0")
+    sh.add_argument("content")
+    sh.add_argument("styles", nargs="+", metavar="style")
+    sh.add_argument("-o", "--output", required=True, help="the sheet image")
+    sh.add_argument("--sweep", action="append", required=True, metavar="NAME=V1,V2,...",
+                    help="a stylize option and its values; give one or more")
+    add_settings(sh, StylizeSettings, skip=("save_every",))
+    sh.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    layers = sub.add_parser("layers", help="list a network's taps: name, channels, stride")
+    layers.add_argument("model", nargs="?", default=None)
+    layers.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub.add_parser("models", help="list the available networks")
+
+    d = sub.add_parser("dream", help="Deep Dream: amplify what a network sees in an image",
+                       description="Amplify the patterns the chosen taps/channels respond to, over several octaves.")
+    d.add_argument("photo", metavar="image")
+    d.add_argument("-o", "--output", required=True, help="output image, or .gif/.mp4 with --zoom")
+    add_settings(d, DreamSettings)
+    add_settings(d, ZoomSettings)
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("explore", help="see what a tap's channels respond to",
+                       description="A labelled grid, one cell per channel: a picture optimized to excite it, "
+                                   "or with --image, the image's most active channels and where they fire.")
+    e.add_argument("model", nargs="?", default=_SUPPRESS, help="the network (default: efficientnet_lite0)")
+    e.add_argument("-o", "--output", required=True, help="the grid image")
+    add_settings(e, ExploreSettings, skip=("model",))
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+_RUN_ARGS = ("command", "show_params", "output", "quiet", "content", "styles", "photo", "sweep")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in _RUN_ARGS}
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    from ..api import stylize
+
+    stylize(args.content, args.styles, output=args.output, progress=not args.quiet, **_settings(args))
+    return _wrote(args)
+
+
+def _cmd_sheet(args: argparse.Namespace) -> int:
+    from ..api import sheet
+
+    sheet(args.content, args.styles, args.sweep, args.output, progress=not args.quiet, **_settings(args))
+    return _wrote(args)
+
+
+def _cmd_dream(args: argparse.Namespace) -> int:
+    from ..api import dream, dream_zoom
+
+    values = _settings(args)
+    if "frames" in values:
+        values.setdefault("size", None)  # the command line's zoom keeps the photo's size unless --size is given
+        dream_zoom(args.photo, args.output, progress=not args.quiet, **values)
+    else:
+        zoom_only = sorted(set(values) & {f.name for f, _ in options(ZoomSettings)})
+        if zoom_only:
+            from ..errors import UserError
+
+            raise UserError(f"{flag_of(ZoomSettings, zoom_only[0])} needs --zoom FRAMES")
+        dream(args.photo, output=args.output, progress=not args.quiet, **values)
+    return _wrote(args)
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from ..api import explore
+
+    explore(output=args.output, progress=not args.quiet, **_settings(args))
+    return _wrote(args)
+
+
+def _wrote(args: argparse.Namespace) -> int:
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from ..backbones import DEFAULT_BACKBONE, get_spec, list_taps
+
+    spec = get_spec(args.model or DEFAULT_BACKBONE)
+    rows = []
+    for tap in list_taps(spec):
+        role = [r for r, taps in (("style", spec.style_taps), ("content", spec.content_taps)) if tap.name in taps]
+        rows.append({"name": tap.name, "channels": tap.channels, "stride": tap.stride, "min_side": tap.min_side,
+                     "default": role})
+    if args.json:
+        print(json.dumps({"model": spec.name, "taps": rows}, indent=1))
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            note = f"  default {'+'.join(r['default'])}" if r["default"] else ""
+            print(f"{r['name']:<{width}}  {r['channels']:>5}  {r['stride']:>4}{note}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ..backbones import DEFAULT_BACKBONE, SPECS
+
+    for name, spec in SPECS.items():
+        mark = " (default)" if name == DEFAULT_BACKBONE else ""
+        print(f"{name:<20} {spec.description}{mark}")
+    return 0
+
+
+def _show_params(path: str) -> int:
+    from ..images import read_params
+
+    print(json.dumps(read_params(path), indent=2))
+    return 0
+
+
+def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None,
+                  line: Any = None) -> None:
+    print(f"dreamstyle: warning: {message}", file=sys.stderr)
+
+
+COMMANDS = {"stylize": _cmd_stylize, "sheet": _cmd_sheet, "layers": _cmd_layers, "models": _cmd_models,
+            "dream": _cmd_dream, "explore": _cmd_explore}
+_CLASSES = {"stylize": (StylizeSettings,), "sheet": (StylizeSettings,), "dream": (DreamSettings, ZoomSettings),
+            "explore": (ExploreSettings,)}
+
+
+def _flag_namer(command: str | None) -> Callable[[str], str]:
+    """Setting name -> this command's flag, for re-wording the API's messages."""
+    def name(setting: str) -> str:
+        for cls in _CLASSES.get(command or "", ()):
+            if any(f.name == setting for f, _ in options(cls)):
+                return "MODEL" if command == "explore" and setting == "model" else flag_of(cls, setting)
+        return "--" + setting.replace("_", "-")
+    return name
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "can't allocate memory" in text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..errors import DreamstyleError, SettingError
+    from ..events import Interrupted, Terminated, raise_on_sigterm
+
+    raise_on_sigterm()
+    warnings.showwarning = _show_warning
+    command = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        if args.show_params:
+            return _show_params(args.show_params)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except SettingError as exc:
+        print(f"dreamstyle: error: {exc.render(_flag_namer(command))}", file=sys.stderr)
+        return exc.exit_code
+    except DreamstyleError as exc:
+        print(f"dreamstyle: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        code = 143 if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated) else 130
+        how = "terminated" if code == 143 else "interrupted"
+        if isinstance(exc, Interrupted) and exc.path is not None:
+            print(f"dreamstyle: {how} at step {exc.step} of {exc.total}; the best result so far is saved in "
+                  f"{exc.path}", file=sys.stderr)
+        else:
+            print(f"dreamstyle: {how}", file=sys.stderr)
+        return code
+    except BrokenPipeError:  # `dreamstyle layers | head`
+        sys.stderr.close()
+        return 0
+    except (MemoryError, RuntimeError) as exc:
+        if isinstance(exc, MemoryError) or _is_out_of_memory(exc):
+            print("dreamstyle: error: out of memory; use a smaller --size or a lighter --model", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,383 @@
+"""Every option of every command, defined once (torch-free).
+
+Each command's settings are a dataclass; each field carries its default and, in its metadata, an
+:class:`Opt`: the help text, the kind of value, the allowed values or range, and how the command
+line spells it. From these one definition come:
+
+* the API's keyword defaults (``dreamstyle.stylize(..., size=512)``) and their checks,
+* the command line's options (``frontends/cli.py`` builds argparse from them),
+* the parameters embedded in every output (:func:`as_params`),
+* ``sheet --sweep`` parsing (:func:`parse_text`), and next the web page's form.
+
+Checks raise :class:`~dreamstyle.errors.SettingError`, which names the setting (``style_weight``); the
+CLI re-words it with its flag (``--style-weight``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+from .backbones.registry import DEFAULT_BACKBONE, SPECS
+from .errors import SettingError, UserError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STYLE_LOSSES = ("gram", "meancov", "meanstd")
+SMOOTHING = ("none", "softmax", "scale")
+POOLINGS = ("max", "avg")
+PRESERVE_COLOR = ("none", "luminance", "match")
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "style")
+DREAM_OBJECTIVES = ("l2", "mean")
+SEED_MAX = 2**64 - 1  # what torch's generators accept
+MAX_SIDE = 16384  # pixels: far past what fits in memory; the memory check refuses most sizes before this
+
+
+@dataclass(frozen=True)
+class Opt:
+    """How one setting is written, checked and explained."""
+
+    help: str
+    kind: str  # int, float, choice, bool, text, model, path, paths, floats, taps, targets, channels
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None  # inclusive
+    above: float | None = None  # exclusive lower bound
+    maximum: float | None = None  # inclusive
+    flag: str | None = None  # the CLI flag, if not --name-with-dashes
+    metavar: str | None = None
+    default_text: str | None = None  # what None means, for help texts ("per network")
+    sweep: bool = True  # may be swept by `dreamstyle sheet`
+    cli: bool = True  # False: API only
+    onoff: bool = False  # a bool written on/off on the command line
+
+    @property
+    def many(self) -> bool:
+        return self.kind in ("paths", "floats", "taps", "targets")
+
+
+def opt(default: Any, help: str, kind: str, **meta: Any) -> Any:
+    return field(default=default, metadata={"opt": Opt(help=help, kind=kind, **meta)})
+
+
+# --- the commands' settings ----------------------------------------------------------------------
+
+@dataclass
+class NetworkSettings:
+    """What every network-running command shares."""
+
+    model: str = opt(DEFAULT_BACKBONE, "backbone network (see `dreamstyle models`)", "model")
+    weights: str | None = opt(None, "the network's weights from a .pth/.safetensors state dict, or 'random' "
+                              "for untrained weights", "path", default_text="bundled / torchvision's", sweep=False)
+    device: str = opt("auto", "where to run", "choice", choices=DEVICES)
+    precision: str = opt("auto", "autocast precision of the network (losses stay fp32); auto is bf16 on CUDA, "
+                         "else fp32", "choice", choices=PRECISIONS)
+    seed: int = opt(0, "random seed; runs on CPU are deterministic for a given seed", "int", minimum=0,
+                    maximum=SEED_MAX)
+
+
+@dataclass
+class StylizeSettings(NetworkSettings):
+    size: int = opt(512, "long side of the output in pixels", "int", minimum=1, maximum=MAX_SIDE)
+    style_blend: list[float] | None = opt(None, "blend weights, one per style image", "floats", flag="--style-weights",
+                                          metavar="W", default_text="equal", sweep=False)
+    content_weight: float | None = opt(None, "weight of the content loss", "float", minimum=0,
+                                       default_text="per network")
+    style_weight: float | None = opt(None, "weight of the style loss", "float", minimum=0, default_text="per network")
+    tv_weight: float | None = opt(None, "weight of the total-variation (smoothness) loss", "float", minimum=0,
+                                  default_text="per network")
+    style_layers: list[str] | None = opt(None, "style taps with optional weights, e.g. relu1_1 relu2_1:0.5", "taps",
+                                         metavar="TAP[:W]", default_text="per network", sweep=False)
+    content_layers: list[str] | None = opt(None, "content taps with optional weights, e.g. relu4_2", "taps",
+                                           metavar="TAP[:W]", default_text="per network", sweep=False)
+    style_loss: str = opt("gram", "style statistic: Gram matrices, mean+covariance (Wasserstein-2) or mean+std",
+                          "choice", choices=STYLE_LOSSES)
+    smooth: str | None = opt(None, "tame peaky deep taps (SWAG): softmax over positions, or down-scaling",
+                             "choice", choices=SMOOTHING, default_text="per network")
+    pooling: str = opt("max", "avg swaps max pooling for rescaled average pooling", "choice", choices=POOLINGS)
+    preserve_color: str = opt("none", "keep the content's colours: transfer luminance only, or recolour the "
+                              "style first", "choice", choices=PRESERVE_COLOR)
+    masks: list[str] | None = opt(None, "one grayscale mask per style, over the content (white: that style goes "
+                                  "here)", "paths", metavar="MASK", sweep=False)
+    optimizer: str = opt("lbfgs", "the optimizer", "choice", choices=OPTIMIZERS)
+    iterations: int | None = opt(None, "optimizer steps in all", "int", minimum=1, maximum=10**6,
+                                 default_text="per network")
+    lr: float | None = opt(None, "step size", "float", above=0, default_text="lbfgs 1.0, adam 0.02")
+    ema: float = opt(0.0, "average the iterates with this decay, e.g. 0.9 (useful with adam)", "float", minimum=0,
+                     maximum=0.999999, metavar="DECAY")
+    init: str = opt("content", "the starting image: content, noise, style or an image file", "text")
+    pyramid: bool = opt(True, "coarse-to-fine from 256 px", "bool", onoff=True)
+    style_scale: float = opt(1.0, "style features taken at S x the output size", "float", above=0, maximum=8)
+    dream: list[str] | None = opt(None, "mix Deep Dream in: 2 or auto=2 (a tap style and content don't use), "
+                                  "blocks.10:strongest:8=5, ...; W: 1 light, 3 clear, 10 takes over", "targets",
+                                  metavar="TARGET=W")
+    force: bool = opt(False, "allow dream targets on taps the style/content losses use", "bool", sweep=False)
+    save_every: int = opt(0, "also save every N steps as OUT.NNNNN.png", "int", minimum=0, metavar="N",
+                          sweep=False)
+    edge_pad: bool = opt(True, "a mirrored margin so border pixels are styled like inner ones", "bool",
+                         cli=False, sweep=False)
+
+
+@dataclass
+class DreamSettings(NetworkSettings):
+    targets: list[str] | None = opt(None, "what to amplify: TAP, TAP:12,40, TAP:strongest:8 or TAP:weakest:8, each "
+                                    "optionally =WEIGHT", "targets", flag="--target", metavar="TAP[:CH][=W]",
+                                    default_text="the network's dream tap")
+    objective: str = opt("l2", "mean square (l2) or mean activation", "choice", choices=DREAM_OBJECTIVES)
+    size: int | None = opt(None, "long side of the result", "int", minimum=32, maximum=MAX_SIDE,
+                           default_text="the image's")
+    octaves: int = opt(4, "how many scales, smallest first", "int", minimum=1, maximum=12)
+    octave_scale: float = opt(1.4, "size ratio between octaves", "float", above=1, maximum=4)
+    iterations: int = opt(10, "steps per octave", "int", minimum=1, maximum=10**5)
+    step_size: float = opt(0.01, "pixel change per step, of the 0-1 range", "float", above=0, maximum=1)
+    jitter: int = opt(32, "random shift each step, in pixels", "int", minimum=0, maximum=MAX_SIDE)
+    tile: int = opt(512, "larger images are dreamed in tiles of this size", "int", minimum=64, maximum=MAX_SIDE)
+    laplacian: int = opt(4, "Laplacian-pyramid levels that smooth the gradient; 0 for none", "int", minimum=0,
+                         maximum=8)
+    guide: str | None = opt(None, "steer the features toward this image's", "path", metavar="IMAGE", sweep=False)
+    preserve_color: str = opt("none", "keep the photo's colours", "choice", choices=PRESERVE_COLOR)
+
+
+@dataclass
+class ZoomSettings:
+    """The endless zoom of ``dream --zoom``."""
+
+    frames: int = opt(48, "write an endless-zoom animation of this many frames (-o must end in .gif or .mp4)",
+                      "int", minimum=2, maximum=100000, flag="--zoom", metavar="FRAMES")
+    zoom_scale: float = opt(1.05, "zoom per frame", "float", above=1, maximum=2)
+    frame_iterations: int = opt(4, "dream steps per zoom frame", "int", minimum=1, maximum=10**4)
+    fps: int = opt(12, "frames per second of the animation", "int", minimum=1, maximum=60)
+
+
+@dataclass
+class ExploreSettings(NetworkSettings):
+    tap: str | None = opt(None, "the tap to explore (see `dreamstyle layers MODEL`)", "text")
+    channels: list[int] | None = opt(None, "which channels", "channels", metavar="C,C,...",
+                                     default_text="the first --count, or with --image the --count most active")
+    count: int = opt(16, "how many channels (at most 64)", "int", minimum=1)
+    image: str | None = opt(None, "show which channels respond to this image, and where", "path")
+    size: int | None = opt(None, "cell size in pixels", "int", minimum=32, maximum=MAX_SIDE,
+                           default_text="128; with --image 256")
+    iterations: int = opt(96, "optimization steps per picture", "int", minimum=1, maximum=10**5)
+
+
+COMMANDS: dict[str, type] = {"stylize": StylizeSettings, "dream": DreamSettings, "zoom": ZoomSettings,
+                             "explore": ExploreSettings, "sheet": StylizeSettings}
+
+
+# --- reading the definitions ---------------------------------------------------------------------
+
+def options(cls: type) -> Iterator[tuple[dataclasses.Field, Opt]]:
+    """The fields of a settings class with their :class:`Opt`, in order."""
+    for f in dataclasses.fields(cls):
+        yield f, f.metadata["opt"]
+
+
+def flag_of(cls: type, name: str) -> str:
+    """How the command line spells setting ``name``."""
+    for f, o in options(cls):
+        if f.name == name:
+            return o.flag or "--" + name.replace("_", "-")
+    return "--" + name.replace("_", "-")
+
+
+def defaults(cls: type) -> dict[str, Any]:
+    return {f.name: f.default for f, _ in options(cls)}
+
+
+def make(cls: type, values: Mapping[str, Any]) -> Any:
+    """Settings of class ``cls`` from keyword values, checked; an unknown name is a TypeError (a coding error)."""
+    names = {f.name for f, _ in options(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise TypeError(f"unknown setting {unknown[0]!r} for {cls.__name__}; known: {', '.join(sorted(names))}")
+    settings = cls(**values)
+    check(settings)
+    return settings
+
+
+def check(settings: Any) -> None:
+    """Check every field of ``settings`` against its definition; the first problem is a SettingError."""
+    for f, o in options(type(settings)):
+        check_value(f.name, o, getattr(settings, f.name))
+
+
+def check_value(name: str, o: Opt, value: Any) -> None:  # noqa: C901 (one branch per kind)
+    if value is None and o.kind != "bool":
+        return  # None means the default (per network, the image's size, ...)
+    kind = o.kind
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingError(name, f"must be a whole number, got {value!r}")
+        _check_range(name, o, value)
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SettingError(name, f"must be a finite number, got {value!r}")
+        _check_range(name, o, value)
+    elif kind == "choice":
+        if value not in o.choices:
+            raise SettingError(name, f"must be one of: {', '.join(o.choices)}; got {value!r}")
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise SettingError(name, f"must be True or False, got {value!r}")
+    elif kind == "model":
+        if value not in SPECS:
+            raise UserError(f"unknown model '{value}'; choose one of: {', '.join(SPECS)}")
+    elif kind in ("text", "path"):
+        if not isinstance(value, str) and not hasattr(value, "__fspath__") and not _is_image(value):
+            raise SettingError(name, f"must be text or a path, got {value!r}")
+        if isinstance(value, str) and not value.strip():
+            raise SettingError(name, "is empty; give a value or leave it out for the default")
+    elif kind == "floats":
+        items = _as_list(name, value)
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise SettingError(name, f"values must be finite numbers >= 0, got {v!r}")
+    elif kind in ("paths", "targets"):
+        _as_list(name, value)
+    elif kind == "taps":
+        parse_taps(value, name)
+    elif kind == "channels":
+        items = _as_list(name, value)
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise SettingError(name, f"must be channel numbers, got {v!r}")
+
+
+def _is_image(value: Any) -> bool:
+    return type(value).__module__.startswith("PIL.")
+
+
+def _as_list(name: str, value: Any) -> list:
+    items = [value] if isinstance(value, (str, int, float)) or _is_image(value) or hasattr(value, "__fspath__") \
+        else list(value)
+    if not items or all(isinstance(v, str) and not v.strip(", ") for v in items):
+        raise SettingError(name, "is empty; give at least one value, or leave it out for the default")
+    return items
+
+
+def _check_range(name: str, o: Opt, value: float) -> None:
+    if o.minimum is not None and value < o.minimum:
+        raise SettingError(name, f"must be >= {o.minimum:g}, got {value!r}")
+    if o.above is not None and value <= o.above:
+        raise SettingError(name, f"must be > {o.above:g}, got {value!r}")
+    if o.maximum is not None and value > o.maximum:
+        raise SettingError(name, f"must be <= {o.maximum:g}, got {value!r}")
+
+
+def parse_taps(spec: Any, name: str = "style_layers") -> dict[str, float] | None:
+    """``['relu1_1:0.5', 'relu2_1']``, ``'relu1_1:0.5,relu2_1'`` or a dict -> ``{tap: weight}``; None -> None."""
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping):
+        items = [(str(k), v) for k, v in spec.items()]
+    else:
+        parts = spec.split(",") if isinstance(spec, str) else [p for s in spec for p in str(s).split(",")]
+        items = []
+        for part in filter(None, (p.strip() for p in parts)):
+            tap, colon, weight = part.partition(":")
+            if not tap.strip():
+                raise SettingError(name, f"entry '{part}' has no tap name; write TAP or TAP:WEIGHT, as in relu3_1:0.5")
+            if colon and not weight.strip():
+                raise SettingError(name, f"entry '{part}' has ':' but no weight; write {tap}:0.5, or just {tap}")
+            try:
+                items.append((tap.strip(), float(weight) if colon else 1.0))
+            except ValueError:
+                raise SettingError(name, f"entry '{part}': the weight after ':' must be a number, "
+                                   "as in relu3_1:0.5") from None
+    if not items:
+        raise SettingError(name, "is empty; name at least one tap (see `dreamstyle layers MODEL`), or leave it out "
+                           "for the network's default")
+    for tap, weight in items:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                or weight < 0:
+            raise SettingError(name, f"weight of {tap} must be a finite number >= 0, got {weight}")
+    return {tap: float(weight) for tap, weight in items}
+
+
+def parse_text(cls: type, name: str, text: str) -> Any:
+    """One value of setting ``name`` from text, as ``sheet --sweep`` and forms give it (list kinds: one item)."""
+    o = next((o for f, o in options(cls) if f.name == name), None)
+    if o is None:
+        raise UserError(f"unknown setting '{name}'")
+    text = text.strip()
+    try:
+        if o.kind == "int":
+            return int(text)
+        if o.kind == "float":
+            return float(text)
+        if o.kind == "bool":
+            if text.lower() in ("on", "true", "yes", "1"):
+                return True
+            if text.lower() in ("off", "false", "no", "0"):
+                return False
+            raise ValueError(text)
+        if o.many:
+            return [text]
+        return text
+    except ValueError:
+        expected = {"int": "a whole number", "float": "a number", "bool": "on or off"}[o.kind]
+        raise SettingError(name, f"must be {expected}, got '{text}'") from None
+
+
+def sweepable(cls: type) -> list[str]:
+    return [f.name for f, o in options(cls) if o.sweep]
+
+
+def as_params(settings: Any, **resolved: Any) -> dict[str, Any]:
+    """The settings as JSON-ready parameters for an output file; ``resolved`` overrides (defaults filled in)."""
+    out: dict[str, Any] = {}
+    for f, _ in options(type(settings)):
+        value = resolved.get(f.name, getattr(settings, f.name))
+        out[f.name] = _jsonable(value)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    if _is_image(value):
+        return "<image>"
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def signature_of(cls: type, *leading: inspect.Parameter, **extra: Any) -> Callable[[Callable], Callable]:
+    """Give an API function the keyword parameters of ``cls`` with their defaults, so ``help()`` shows them."""
+    def decorate(func: Callable) -> Callable:
+        params = list(leading)
+        for f, _ in options(cls):
+            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                            annotation=f.type))
+        for name, default in extra.items():
+            params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default))
+        func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return func
+    return decorate
+
+
+def split(values: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
+    """Split keyword values among settings classes by field name (for a call that takes several)."""
+    out: list[dict[str, Any]] = [{} for _ in classes]
+    for key, value in values.items():
+        for i, cls in enumerate(classes):
+            if key in {f.name for f, _ in options(cls)}:
+                out[i][key] = value
+                break
+        else:
+            names = sorted({f.name for cls in classes for f, _ in options(cls)})
+            raise TypeError(f"unknown setting {key!r}; known: {', '.join(names)}")
+    return out
+
+
+__all__ = ["Opt", "NetworkSettings", "StylizeSettings", "DreamSettings", "ZoomSettings", "ExploreSettings",
+           "COMMANDS", "options", "flag_of", "defaults", "make", "check", "check_value", "parse_taps",
+           "parse_text", "sweepable", "as_params", "signature_of", "split"]

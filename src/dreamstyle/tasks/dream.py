@@ -1,0 +1,249 @@
+"""Deep Dream (Mordvintsev et al. 2015): ``dream()`` for one image, ``dream_zoom()`` for an endless zoom.
+
+Octaves run from small to large; at each one the image is the photo at that size plus the detail
+dreamed so far, carried up from the octave below (as the original does), so the dream keeps
+growing without blurring the photo.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .. import __version__
+from ..animation import ANIMATION_FORMATS, check_animation_path, save_animation
+from ..backbones import FeatureExtractor, get_backbone, min_side
+from ..color import combine_luminance, match_color
+from ..errors import SettingError, UserError
+from ..events import Child, Run, guarded
+from ..images import as_image, check_output_path, resized_tensor, save_image, to_image, to_tensor
+from ..objectives.dream import DreamLoss, parse_targets, resolve_channels
+from ..optimize.ascent import ascend
+from ..optimize.memory import check_fits
+from ..runtime import prepare_cpu, resolve_device, resolve_precision
+from ..settings import DreamSettings, ZoomSettings, as_params
+
+ImageLike = Union[str, os.PathLike, Image.Image]
+RANK_SIZE = 512  # 'strongest'/'weakest' channels are ranked on the image at this size (or smaller)
+# Whole-image buffers a dream keeps at once (photo, detail, current, rolled, gradient, Laplacian bands...).
+IMAGE_BUFFERS = 12
+
+
+class Dreamer:
+    """A backbone, its extractor for the targets, and the dream settings: one octave or one zoom frame at a time."""
+
+    def __init__(self, settings: DreamSettings) -> None:
+        s = settings
+        self.settings = s
+        self.targets = parse_targets(s.targets, s.model)
+        self.need = min_side(self.backbone_spec, [t.tap for t in self.targets])  # checks tap names too
+        self.guide = None if s.guide is None else as_image(s.guide, "guide")
+        self.device = resolve_device(s.device)
+        if self.device.type == "cpu":
+            prepare_cpu()
+        self.backbone = get_backbone(s.model, s.weights, self.device, resolve_precision(s.precision, self.device))
+        self.extractor: FeatureExtractor = self.backbone.extractor([t.tap for t in self.targets])
+
+    @property
+    def backbone_spec(self):  # noqa: ANN201 - a BackboneSpec
+        from ..backbones import get_spec
+
+        return get_spec(self.settings.model)
+
+    def check_size(self, image: Image.Image, sizes: list[int]) -> None:
+        """The smallest octave must reach the deepest target tap: refuse up front, in one line."""
+        w, h = image.size
+        short = max(1, round(min(w, h) * sizes[0] / max(w, h)))
+        if short < self.need:
+            raise SettingError("octaves", f"make the smallest octave {short} px on its short side, too small for "
+                               f"{self.settings.model} at these taps (at least {self.need} px); use fewer "
+                               "{octaves}, a smaller {octave_scale} or a larger {size}")
+
+    def check_memory(self, image: Image.Image, size: int, tile: int) -> None:
+        """Refuse up front when one tile's forward and backward plus the whole-image buffers would not fit."""
+        scale = size / max(image.size)
+        h, w = round(image.height * scale), round(image.width * scale)
+        tile_side = min(tile, max(h, w))
+        buffers = IMAGE_BUFFERS * 3 * 4 * h * w
+        check_fits(self.extractor, image, tile_side, self.device, f"of {tile_side} px at {{size}} {size}",
+                   "a smaller {tile} or {size}", setting="tile", extra_bytes=buffers)
+
+    def fix_channels(self, image: Image.Image) -> None:
+        """Choose 'strongest'/'weakest' channels on ``image`` and check explicit channel numbers."""
+        if not any(t.select or t.channels for t in self.targets):
+            return  # whole taps: nothing to choose or check, so no extra forward pass
+        with torch.no_grad():
+            feats = self.extractor(resized_tensor(image, min(RANK_SIZE, max(image.size)), self.device))
+        self.targets = resolve_channels(self.targets, feats)
+
+    def loss_at(self, size: int) -> DreamLoss:
+        guides = None
+        if self.guide is not None:
+            with torch.no_grad():
+                guides = self.extractor(resized_tensor(self.guide[0], size, self.device))
+        return DreamLoss(self.targets, self.settings.objective, guides=guides)
+
+    def run(self, image: torch.Tensor, loss: DreamLoss, steps: int, generator: torch.Generator, events: Run,
+            label: str) -> torch.Tensor:
+        s = self.settings
+
+        def score(tile: torch.Tensor) -> torch.Tensor:
+            return -loss(self.extractor(tile), tile)
+
+        return ascend(image, score, steps, step_size=s.step_size, jitter=s.jitter, tile=s.tile,
+                      laplacian=s.laplacian, generator=generator,
+                      on_step=lambda step, value: events.step(label, value))
+
+
+def _finish(result: torch.Tensor, original: torch.Tensor, preserve_color: str) -> torch.Tensor:
+    if preserve_color == "luminance":
+        return combine_luminance(result, original)
+    if preserve_color == "match":
+        return match_color(result, original)
+    return result
+
+
+def octave_sizes(size: int, settings: DreamSettings) -> list[int]:
+    return [max(32, round(size / settings.octave_scale ** k)) for k in range(settings.octaves - 1, -1, -1)]
+
+
+def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike | None = None,
+          events: Run | None = None, dreamer: Dreamer | None = None) -> Image.Image:
+    """Deep Dream: amplify what the network sees in ``image`` at the target taps/channels.
+
+    Images larger than ``tile`` are processed in tiles, so memory stays bounded at any size. Returns
+    the dream (parameters in ``info['dreamstyle']``); writes it to ``output`` if given. On Ctrl-C the
+    image so far is saved and :class:`~dreamstyle.events.Interrupted` raised.
+    """
+    started = time.perf_counter()
+    s = settings
+    if output is not None and os.path.splitext(str(output))[1].lower() in ANIMATION_FORMATS:
+        raise UserError(f"'{output}' is an animation format: add --zoom FRAMES for an endless zoom, or write "
+                        "a still image such as out.png")
+    out_path = check_output_path(output) if output is not None else None
+    photo, name = as_image(image, "image")
+    size = max(photo.size) if s.size is None else s.size
+    if size < 32:
+        raise SettingError("size", f"must be at least 32 pixels, got {size}")
+    sizes = octave_sizes(size, s)
+    dreamer = dreamer or Dreamer(s)
+    dreamer.check_size(photo, sizes)
+    dreamer.check_memory(photo, size, s.tile)
+    dreamer.fix_channels(photo)
+    params = {"dreamstyle": __version__, "command": "dream", "image": name,
+              **as_params(s, targets=[str(t) for t in dreamer.targets], size=size,
+                          guide=None if dreamer.guide is None else dreamer.guide[1])}
+    events = events or Run("dream", 0)
+    if not isinstance(events, Child):
+        events.total = len(sizes) * s.iterations
+    generator = torch.Generator().manual_seed(s.seed)
+    state: dict[str, Any] = {"current": None, "base": None}
+
+    def keep() -> tuple[Image.Image, Path | None]:
+        current = state["current"]
+        if current is None:
+            result = photo
+        else:
+            result = to_image(_finish(current, resized_tensor(photo, max(current.shape[-2:]), dreamer.device),
+                                      s.preserve_color))
+        kept = {**params, "interrupted_at": events.done, "seconds": round(time.perf_counter() - started, 2)}
+        path = save_image(result, out_path, kept) if out_path else None
+        events.finish(result, path, kept, interrupted=True)
+        return result, path
+
+    with guarded(events, keep):
+        detail: torch.Tensor | None = None
+        for octave_size in sizes:
+            base = resized_tensor(photo, octave_size, dreamer.device)
+            if detail is not None:
+                detail = F.interpolate(detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
+            state["current"] = current = base if detail is None else (base + detail).clamp(0, 1)
+            h, w = base.shape[-2:]
+            state["current"] = current = dreamer.run(current, dreamer.loss_at(octave_size), s.iterations,
+                                                     generator, events, f"{w}x{h}")
+            detail = current - base
+            state["base"] = base
+        result = to_image(_finish(state["current"], state["base"], s.preserve_color))
+        params["seconds"] = round(time.perf_counter() - started, 2)
+        result.info["dreamstyle"] = params
+        path = save_image(result, out_path, params) if out_path is not None else None
+    events.finish(result, path, params)
+    return result
+
+
+def _zoom_in(image: torch.Tensor, scale: float) -> torch.Tensor:
+    """Crop the centre 1/scale of the image and resize it back to full size."""
+    h, w = image.shape[-2:]
+    ch, cw = max(1, round(h / scale)), max(1, round(w / scale))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = image[..., top:top + ch, left:left + cw]
+    return F.interpolate(crop, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSettings, zoom: ZoomSettings,
+               events: Run | None = None) -> list[Image.Image]:
+    """An endless-zoom animation (GIF or MP4, by ``output``'s extension) of ``zoom.frames`` frames.
+
+    The first frame is a full dream; every next one zooms into the centre by ``zoom_scale`` and dreams
+    ``frame_iterations`` more steps at the same targets (on the same network), so new detail keeps
+    growing out of the old. Ctrl-C writes the frames so far, the first frame's dream included.
+    """
+    started = time.perf_counter()
+    out_path = check_animation_path(output)
+    dreamer = Dreamer(settings)
+    photo, _ = as_image(image, "image")
+    size = max(photo.size) if settings.size is None else settings.size
+    first_steps = len(octave_sizes(size, settings)) * settings.iterations
+    events = events or Run("dream --zoom", 0)
+    events.total = first_steps + (zoom.frames - 1) * zoom.frame_iterations
+    images: list[Image.Image] = []
+    used: dict[str, Any] = {}
+
+    def keep() -> tuple[Any, Path | None]:
+        if not images:
+            return None, None
+        params = {**used, "command": "dream --zoom", **as_params(zoom, frames=len(images)),
+                  "interrupted_at": events.done, "seconds": round(time.perf_counter() - started, 2)}
+        save_animation(images, out_path, zoom.fps, params)
+        events.finish(images[-1], out_path, params, interrupted=True)
+        return images[-1], out_path
+
+    first_events = Child(events)
+    with guarded(events, keep):
+        try:
+            first = dream(photo, settings, events=first_events, dreamer=dreamer)
+        except KeyboardInterrupt as exc:  # the first frame so far is a frame too
+            kept = getattr(exc, "image", None)
+            if kept is not None:
+                images.append(kept)
+                used.update(params_of(settings, dreamer, size))
+            raise KeyboardInterrupt from None  # the zoom's guard writes the animation
+        images.append(first)
+        used.update(first.info["dreamstyle"])
+        generator = torch.Generator().manual_seed(settings.seed + 1)
+        current = to_tensor(first).to(dreamer.device)
+        loss = dreamer.loss_at(max(current.shape[-2:]))
+        for i in range(1, zoom.frames):
+            zoomed = _zoom_in(current, zoom.zoom_scale)
+            current = dreamer.run(zoomed, loss, zoom.frame_iterations, generator, events, f"frame {i + 1}/{zoom.frames}")
+            current = _finish(current, zoomed, settings.preserve_color)  # colours carried frame to frame
+            images.append(to_image(current))
+        params = {**used, "command": "dream --zoom", **as_params(zoom, frames=len(images)),
+                  "seconds": round(time.perf_counter() - started, 2)}
+        save_animation(images, out_path, zoom.fps, params)
+    events.finish(images[-1], out_path, params)
+    return images
+
+
+def params_of(settings: DreamSettings, dreamer: Dreamer, size: int) -> dict[str, Any]:
+    return {"dreamstyle": __version__, "command": "dream",
+            **as_params(settings, targets=[str(t) for t in dreamer.targets], size=size)}
+
+
+__all__ = ["dream", "dream_zoom", "Dreamer", "octave_sizes"]

@@ -1,0 +1,127 @@
+"""``dreamstyle sheet``: a labelled contact sheet of a parameter sweep, to see what each setting does.
+
+Every cell is prepared (checked, its network built) before the first one runs, so a bad value in any
+sweep fails at once; cells share networks through the backbone cache; Ctrl-C keeps the finished cells.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .. import __version__
+from ..errors import SettingError, UserError
+from ..events import Child, Run, guarded
+from ..images import check_output_path, save_image
+from ..settings import StylizeSettings, as_params, check, flag_of, options, parse_text, sweepable
+from . import stylize as stylize_task
+
+MAX_CELLS = 64
+
+
+def parse_sweep(text: str) -> tuple[str, list[Any]]:
+    """``'style-weight=1e2,1e3'`` -> ``('style_weight', [100.0, 1000.0])``; each value is checked."""
+    name, sep, values = text.partition("=")
+    key = name.strip().lstrip("-").replace("-", "_")
+    if not sep or not values.strip():
+        raise UserError(f"bad sweep '{text}': write NAME=V1,V2,... as in style-weight=1e2,1e3")
+    can = sweepable(StylizeSettings)
+    if key not in can:
+        raise UserError(f"cannot sweep '{name}'; choose one of: {', '.join(k.replace('_', '-') for k in can)}")
+    parsed = []
+    for raw in (v.strip() for v in values.split(",")):
+        if not raw:
+            raise UserError(f"bad sweep '{text}': a value is empty")
+        try:
+            parsed.append(parse_text(StylizeSettings, key, raw))
+        except SettingError as exc:
+            raise UserError(f"bad value '{raw}' for {name} in sweep: it {exc.problem}") from None
+    return key, parsed
+
+
+def _label(overrides: dict[str, Any]) -> str:
+    """One line per swept parameter."""
+    def text(v: Any) -> str:
+        if isinstance(v, bool):
+            return "on" if v else "off"
+        if isinstance(v, float):
+            return f"{v:g}"
+        return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+    return "\n".join(f"{k.replace('_', '-')}={text(v)}" for k, v in overrides.items())
+
+
+def make_sheet(content: Any, styles: Any, sweeps: Sequence[str], settings: StylizeSettings,
+               output: str | os.PathLike, events: Run | None = None) -> Image.Image:
+    """Stylize once per combination of the sweeps and lay the results out in a labelled grid.
+
+    With two sweeps the first runs down the rows and the second across the columns; with one,
+    the results form a single row; with more, the combinations wrap into a near-square grid.
+    """
+    out_path = check_output_path(output)
+    parsed = [parse_sweep(s) for s in sweeps]
+    if not parsed:
+        raise UserError("give at least one sweep NAME=V1,V2,...")
+    keys = [k for k, _ in parsed]
+    if len(set(keys)) != len(keys):
+        raise UserError("each parameter may be swept only once")
+    combos = [dict(zip(keys, values)) for values in itertools.product(*(v for _, v in parsed))]
+    if len(combos) > MAX_CELLS:
+        raise UserError(f"the sweep makes {len(combos)} images; keep it to {MAX_CELLS} or fewer")
+    prepared = []
+    for overrides in combos:  # every cell checked (and its network built) before any runs
+        cell = dataclasses.replace(settings, **overrides)
+        try:
+            check(cell)
+            prepared.append(stylize_task.prepare(content, styles, cell))
+        except SettingError as exc:
+            raise UserError(f"sweep cell {', '.join(_label(overrides).splitlines())}: "
+                            f"{exc.render(lambda n: flag_of(StylizeSettings, n))}") from None
+    events = events or Run("sheet", 0)
+    events.total = sum(sum(p.steps) for p in prepared)
+    cells: list[tuple[Image.Image, str]] = []
+    columns = len(parsed[-1][1]) if len(parsed) == 2 else len(combos) if len(parsed) == 1 else \
+        max(1, round(len(combos) ** 0.5))
+    params = {"dreamstyle": __version__, "command": "sheet", "sweeps": list(sweeps),
+              **as_params(settings), "cells": []}
+
+    def keep() -> tuple[Image.Image | None, Path | None]:
+        if not cells:
+            return None, None
+        sheet = grid(cells, columns)
+        kept = {**params, "cells": [label.split("\n") for _, label in cells], "interrupted_at": events.done}
+        path = save_image(sheet, out_path, kept)
+        events.finish(sheet, path, kept, interrupted=True)
+        return sheet, path
+
+    with guarded(events, keep):
+        for overrides, cell in zip(combos, prepared):
+            cells.append((stylize_task.run(cell, Child(events)), _label(overrides)))
+        sheet = grid(cells, columns)
+        params["cells"] = [label.split("\n") for _, label in cells]
+        path = save_image(sheet, out_path, params)
+    events.finish(sheet, path, params)
+    return sheet
+
+
+def grid(cells: list[tuple[Image.Image, str]], columns: int) -> Image.Image:
+    """Images in a grid of ``columns``, each under its (multi-line) label; also the explorer's layout."""
+    font = ImageFont.load_default()
+    cell_w = max(im.width for im, _ in cells)
+    cell_h = max(im.height for im, _ in cells)
+    label_h = 4 + 12 * max(label.count("\n") + 1 for _, label in cells)
+    rows = -(-len(cells) // columns)
+    sheet = Image.new("RGB", (columns * cell_w, rows * (cell_h + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (im, label) in enumerate(cells):
+        x, y = (i % columns) * cell_w, (i // columns) * (cell_h + label_h)
+        draw.multiline_text((x + 4, y + 2), label, fill="black", font=font, spacing=2)
+        sheet.paste(im, (x + (cell_w - im.width) // 2, y + label_h))
+    return sheet
+
+
+__all__ = ["make_sheet", "parse_sweep", "grid", "MAX_CELLS", "options"]

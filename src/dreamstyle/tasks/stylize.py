@@ -1,0 +1,330 @@
+"""Style transfer by optimization (Gatys et al. 2015, with the controls of Gatys et al. 2017).
+
+:func:`prepare` checks every input and loads what the run needs (so bad input costs nothing and
+fails before any slow work); :func:`run` optimizes coarse to fine: at each pyramid level the targets
+are recomputed at that level's size and the previous result is upsampled as the start.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .. import __version__
+from ..backbones import Backbone, FeatureExtractor, get_backbone, get_spec, min_side
+from ..color import combine_luminance, luminance_rgb, match_color, match_luminance
+from ..errors import SettingError, UserError
+from ..events import Child, Event, Preview, Run, guarded
+from ..images import as_image, check_output_path, load_image, resized_tensor, save_image, to_image, to_tensor
+from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss
+from ..objectives.dream import DreamLoss, DreamTarget, parse_targets, resolve_channels
+from ..optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
+from ..optimize.memory import check_fits
+from ..runtime import prepare_cpu, resolve_device, resolve_precision
+from ..settings import INITS, StylizeSettings, as_params, parse_taps
+
+ImageLike = Union[str, os.PathLike, Image.Image]
+
+# Loss weights for dreamstyle's normalized losses; a backbone may override them in its spec.
+DEFAULTS: dict[str, Any] = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 100.0, "iterations": 180,
+                            "smooth": "none"}
+# A --dream weight of 1 means this much beside style_weight 1e3: a visible but light dream (chosen by eye).
+DREAM_SCALE = 100.0
+# A mirrored margin around the image as the network sees it (2 px per 128, at most this). Without it
+# stride-2 layers see the top row 1.8x and the bottom row 0.13x as strongly as the inside: a thin
+# line of coloured noise grows along one edge and the opposite edge stays unstyled.
+EDGE_PAD = 8
+
+
+@dataclass
+class Prepared:
+    """A checked stylize run, ready to go: inputs loaded, defaults resolved, the network built."""
+
+    settings: StylizeSettings
+    content: Image.Image
+    styles: list[Image.Image]
+    blend: list[float]
+    masks: list[Image.Image] | None
+    init_image: Image.Image | None
+    style_taps: dict[str, float]
+    content_taps: dict[str, float]
+    dream_targets: list[DreamTarget]
+    weights: dict[str, float]  # content, style, tv: resolved
+    iterations: int
+    smooth: str
+    device: torch.device
+    extractor: FeatureExtractor
+    output: Path | None
+    params: dict[str, Any]
+    sizes: list[int] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+
+
+def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], settings: StylizeSettings,
+            output: str | os.PathLike | None = None) -> Prepared:
+    """Check everything and load the inputs and the network; nothing slow has run yet."""
+    s = settings
+    spec = get_spec(s.model)
+    knobs = {**DEFAULTS, **spec.defaults}
+    weights = {k: float(knobs[k] if getattr(s, k) is None else getattr(s, k))
+               for k in ("content_weight", "style_weight", "tv_weight")}
+    iterations = int(knobs["iterations"] if s.iterations is None else s.iterations)
+    smooth = str(knobs["smooth"] if s.smooth is None else s.smooth)
+    check_settings(s.optimizer, s.lr, s.ema)
+    out_path = check_output_path(output) if output is not None else None
+    if s.save_every and out_path is None:
+        raise SettingError("save_every", "needs an output path to name the intermediate images after")
+    style_list = [styles] if isinstance(styles, (str, os.PathLike, Image.Image)) else list(styles)
+    if not style_list:
+        raise UserError("give at least one style image")
+    blend = [1.0] * len(style_list) if s.style_blend is None else [float(b) for b in s.style_blend]
+    if len(blend) != len(style_list):
+        raise SettingError("style_blend", f"has {len(blend)} values for {len(style_list)} style images; "
+                           "give one per style image")
+    if sum(blend) <= 0:
+        raise SettingError("style_blend", "values must not all be 0")
+    style_taps = parse_taps(s.style_layers, "style_layers") or dict(spec.style_taps)
+    content_taps = parse_taps(s.content_layers, "content_layers") or dict(spec.content_taps)
+    dream_targets = _dream_targets(s.dream, s.model, [*style_taps, *content_taps], s.force)
+    all_taps = [*style_taps, *content_taps, *(t.tap for t in dream_targets)]
+    need = min_side(spec, all_taps)  # also checks every tap name, without building anything
+    init_image = None
+    if s.init not in INITS:
+        if not Path(s.init).exists():
+            raise SettingError("init", f"must be one of {', '.join(INITS)} or an image file; '{s.init}' is neither")
+        init_image = load_image(s.init)
+    content_img, content_name = as_image(content, "content")
+    style_imgs = [as_image(x, "style") for x in style_list]
+    masks = _load_masks(s.masks, content_img, len(style_list))
+    sizes = (pyramid_sizes(s.size) if s.pyramid else [s.size])[-iterations:]  # at least one step per level
+    _check_big_enough(content_img, [img for img, _ in style_imgs], sizes, s.style_scale, need, s.model)
+
+    device = resolve_device(s.device)
+    precision = resolve_precision(s.precision, device)
+    if device.type == "cpu":
+        prepare_cpu()
+    backbone: Backbone = get_backbone(s.model, s.weights, device, precision, s.pooling)
+    extractor = backbone.extractor(all_taps, pad=EDGE_PAD if s.edge_pad else 0)
+    _check_memory(extractor, content_img, [img for img, _ in style_imgs], s.size, s.style_scale, device, s.model)
+
+    params = {
+        "dreamstyle": __version__, "command": "stylize", "content": content_name,
+        "styles": [name for _, name in style_imgs],
+        **as_params(s, style_blend=blend, **weights, style_layers=style_taps, content_layers=content_taps,
+                    smooth=smooth, iterations=iterations, precision=precision,
+                    dream=[str(t) for t in dream_targets] or None),
+    }
+    return Prepared(s, content_img, [img for img, _ in style_imgs], blend, masks, init_image, style_taps,
+                    content_taps, dream_targets, weights, iterations, smooth, device, extractor, out_path, params,
+                    sizes, split_iterations(iterations, sizes))
+
+
+def run(p: Prepared, events: Run) -> Image.Image:
+    """Optimize coarse to fine; report each step to ``events``. Ctrl-C, SIGTERM or cancellation keep the
+    best image so far (saved to the output) and raise :class:`~dreamstyle.events.Interrupted`."""
+    started = time.perf_counter()
+    s, dev = p.settings, p.device
+    if not isinstance(events, Child):
+        events.total = sum(p.steps)
+    torch.manual_seed(s.seed)
+    state: dict[str, Any] = {"current": None, "finish": to_image}
+
+    def keep() -> tuple[Image.Image, Path | None]:
+        image = state["finish"](state["current"]) if state["current"] is not None else p.content
+        params = {**p.params, "interrupted_at": events.done, "seconds": round(time.perf_counter() - started, 2)}
+        path = save_image(image, p.output, params) if p.output is not None else None
+        events.finish(image, path, params, interrupted=True)
+        return image, path
+
+    if s.save_every and p.output is not None:
+        events.subscribe(_saver(p.output, p.params), s.save_every)
+    with guarded(events, keep):
+        dream_targets = p.dream_targets
+        result = None
+        for level_size, level_steps in zip(p.sizes, p.steps):
+            content_t = resized_tensor(p.content, level_size, dev)
+            h, w = content_t.shape[-2:]
+            seen_content = content_t
+            style_ts = [resized_tensor(img, max(1, round(level_size * s.style_scale)), dev) for img in p.styles]
+            if s.preserve_color == "luminance":
+                seen_content = luminance_rgb(content_t)
+                style_ts = [match_luminance(x, content_t) for x in style_ts]
+            elif s.preserve_color == "match":
+                style_ts = [match_color(x, content_t) for x in style_ts]
+            with torch.no_grad():
+                content_feats = p.extractor(seen_content)
+                style_feats = [p.extractor(x) for x in style_ts]
+            level_masks = None if p.masks is None else [_mask_tensor(m, w, h, dev, p.extractor.margin(h, w))
+                                                        for m in p.masks]
+            terms: list[tuple[Any, float]] = [
+                (ContentLoss(p.content_taps, content_feats), p.weights["content_weight"]),
+                (StyleLoss(p.style_taps, style_feats, p.blend, s.style_loss, level_masks, p.smooth),
+                 p.weights["style_weight"]),
+                (TVLoss(), p.weights["tv_weight"]),
+            ]
+            if dream_targets:
+                if state["current"] is None:  # channels chosen once, on the content, and kept through the levels
+                    dream_targets = resolve_channels(dream_targets, content_feats)
+                    p.params["dream"] = [str(t) for t in dream_targets]
+                # measured relative to the content's own activation, so a weight means the same at every level
+                terms.append((DreamLoss(dream_targets, reference=content_feats), DREAM_SCALE))
+            objective = Objective(terms)
+            if state["current"] is None:
+                start = _initial_image(s.init, p.init_image, seen_content, style_ts[0])
+                if s.preserve_color == "luminance":
+                    start = luminance_rgb(start)
+            else:
+                start = F.interpolate(state["current"], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+            state["current"] = start
+            state["finish"] = _finisher(s.preserve_color, content_t)
+            finish = state["finish"]
+
+            def loss_fn(x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                return objective(p.extractor(x), x)
+
+            def on_step(step: int, loss: float, parts: dict[str, float], image: torch.Tensor) -> None:
+                state["latest"] = image
+                events.step(f"{w}x{h}", loss, parts, preview=lambda: finish(state["latest"]))
+
+            result = optimize_image(start, loss_fn, level_steps, s.optimizer, s.lr, on_step, average=s.ema)
+            state["current"] = result.image
+            if result.interrupted:
+                raise KeyboardInterrupt
+        assert result is not None
+        p.params.update(final_loss=result.loss, seconds=round(time.perf_counter() - started, 2))
+        image = state["finish"](state["current"])
+        image.info["dreamstyle"] = p.params
+        path = save_image(image, p.output, p.params) if p.output is not None else None
+    events.finish(image, path, p.params)
+    return image
+
+
+def stylize(content: ImageLike, styles: ImageLike | Sequence[ImageLike], settings: StylizeSettings,
+            output: str | os.PathLike | None = None, events: Run | None = None) -> Image.Image:
+    """prepare() then run(): the whole style transfer."""
+    prepared = prepare(content, styles, settings, output)
+    return run(prepared, events or Run("stylize", sum(prepared.steps)))
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def _saver(output: Path, params: dict[str, Any]) -> Callable[[Event], None]:
+    """The ``save_every`` subscriber: each preview it is sent is saved as OUT.NNNNN.png."""
+    def save(event: Event) -> None:
+        if isinstance(event, Preview):
+            save_image(event.image, output.with_name(f"{output.stem}.{event.step:05d}{output.suffix}"), params)
+    return save
+
+
+def _finisher(preserve_color: str, content_t: torch.Tensor) -> Callable[[torch.Tensor], Image.Image]:
+    def finish(x: torch.Tensor) -> Image.Image:
+        """What the user sees: in luminance mode, the result's luminance in the content's colours."""
+        if preserve_color == "luminance":
+            x = combine_luminance(x, content_t)
+        return to_image(x)
+    return finish
+
+
+def _dream_targets(dream: Sequence[str] | str | None, model: str, used: Sequence[str],
+                   force: bool) -> list[DreamTarget]:
+    """``dream`` targets for stylize. ``auto`` picks the backbone's dream tap that style and content
+    don't use; a tap they do use gets a warning (the optimizer would undo the dream there) unless ``force``."""
+    if dream is None:
+        return []
+    items = [dream] if isinstance(dream, (str, int, float)) else list(dream)
+    items = [f"auto={t}" if isinstance(t, (int, float)) or _is_number(t) else t for t in items]  # --dream 2
+    targets = parse_targets(items, model, "dream", avoid=used)
+    overlap = sorted({t.tap for t in targets} & set(used))
+    if overlap and not force:
+        warnings.warn(f"--dream on {', '.join(overlap)}, which the style/content losses also use: they will "
+                      "pull against the dream. Use another tap (see `dreamstyle layers`), or --force to keep it",
+                      stacklevel=3)
+    return targets
+
+
+def _is_number(text: object) -> bool:
+    try:
+        float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _short_side(img: Image.Image, long_side: int) -> int:
+    w, h = img.size
+    return max(1, round(min(w, h) * long_side / max(w, h)))
+
+
+def _check_big_enough(content: Image.Image, styles: list[Image.Image], sizes: list[int], style_scale: float,
+                      need: int, model: str) -> None:
+    """Every image the network will see must reach the deepest tap used: refuse up front, in one line."""
+    smallest = sizes[0]
+    if _short_side(content, smallest) < need:
+        raise SettingError("size", f"gives an image of {_short_side(content, smallest)} px on its short side at "
+                           f"{smallest} px, too small for {model}, whose taps need at least {need} px; "
+                           "use a larger size")
+    for img in styles:
+        side = _short_side(img, max(1, round(smallest * style_scale)))
+        if side < need:
+            raise SettingError("style_scale", f"makes a style image {side} px on its short side, too small for "
+                               f"{model}, whose taps need at least {need} px; use a larger size or style_scale")
+
+
+def _check_memory(extractor: torch.nn.Module, content: Image.Image, styles: list[Image.Image], size: int,
+                  style_scale: float, device: torch.device, model: str) -> None:
+    """Refuse up front, naming the largest size that fits, when the run would not fit in memory."""
+    check_fits(extractor, content, size, device, f"of {size} px with {model}", "a lighter {model}")
+    for img in styles:  # the style's features are taken without gradients, but at size x style_scale
+        check_fits(extractor, img, max(1, round(size * style_scale)), device,
+                   f"of {style_scale:g} at {{size}} {size}", "a smaller {size}", setting="style_scale",
+                   backward=False)
+
+
+def _load_masks(masks: Sequence[ImageLike] | None, content: Image.Image, count: int) -> list[Image.Image] | None:
+    """One grayscale mask per style image, with the content's aspect ratio (white: that style goes here)."""
+    if masks is None:
+        return None
+    masks = [masks] if isinstance(masks, (str, os.PathLike, Image.Image)) else list(masks)
+    if len(masks) != count:
+        raise SettingError("masks", f"has {len(masks)} masks for {count} style images; give one mask per style, "
+                           "in the order of the styles")
+    loaded = []
+    cw, ch = content.size
+    for mask in masks:
+        img, name = as_image(mask, "mask")
+        mw, mh = img.size
+        if abs(mw / mh - cw / ch) > 0.02 * (cw / ch):
+            raise UserError(f"mask '{name}' is {mw}x{mh} but the content is {cw}x{ch}; a mask must have the "
+                            "content's size (or at least its aspect ratio)")
+        loaded.append(img.convert("L"))
+    return loaded
+
+
+def _mask_tensor(mask: Image.Image, w: int, h: int, device: torch.device, pad: int = 0) -> torch.Tensor:
+    """The mask at the output's size, with the same mirrored margin the extractor adds to the image."""
+    resized = mask.resize((w, h), Image.BILINEAR)
+    m = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)[None, None].to(device)
+    return F.pad(m, (pad, pad, pad, pad), mode="reflect") if pad else m
+
+
+def _initial_image(init: str, init_image: Image.Image | None, content: torch.Tensor,
+                   style: torch.Tensor) -> torch.Tensor:
+    """The starting image at the content's size: the content, noise, the (first) style, or a file."""
+    h, w = content.shape[-2:]
+    if init == "content":
+        return content.clone()
+    if init == "noise":
+        return torch.rand(content.shape, device=content.device)
+    if init == "style":
+        return F.interpolate(style, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    assert init_image is not None
+    return to_tensor(init_image.resize((w, h), Image.LANCZOS)).to(content.device)
