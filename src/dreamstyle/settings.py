@@ -260,12 +260,15 @@ def _as_list(name: str, value: Any) -> list:
 
 
 def _check_range(name: str, o: Opt, value: float) -> None:
+    def show(bound: float) -> str:
+        return str(int(bound)) if o.kind == "int" else f"{bound:g}"
+
     if o.minimum is not None and value < o.minimum:
-        raise SettingError(name, f"must be >= {o.minimum:g}, got {value!r}")
+        raise SettingError(name, f"must be >= {show(o.minimum)}, got {value!r}")
     if o.above is not None and value <= o.above:
-        raise SettingError(name, f"must be > {o.above:g}, got {value!r}")
+        raise SettingError(name, f"must be > {show(o.above)}, got {value!r}")
     if o.maximum is not None and value > o.maximum:
-        raise SettingError(name, f"must be <= {o.maximum:g}, got {value!r}")
+        raise SettingError(name, f"must be <= {show(o.maximum)}, got {value!r}")
 
 
 def parse_taps(spec: Any, name: str = "style_layers") -> dict[str, float] | None:

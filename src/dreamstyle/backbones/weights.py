@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,15 +19,23 @@ from . import RANDOM
 def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a state dict safely (no pickled code): safetensors or ``torch.load(weights_only=True)``."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"weights file '{path}' is a folder; give the path of a .pth/.pt or .safetensors file")
     if not path.is_file():
         raise UserError(f"weights file '{path}' not found; check the path given to --weights")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"cannot read weights file '{path}': permission denied; check the file's permissions")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        with warnings.catch_warnings():  # torch's own warnings about the file would come before our one line
+            warnings.simplefilter("ignore")
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+                state = load_file(str(path))
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise UserError(f"cannot read weights file '{path}': permission denied; check the file's permissions") from None
     except ImportError:
         raise UserError("reading .safetensors needs the safetensors package; pip install safetensors") from None
     except Exception as exc:  # pickle, zip and format errors all mean the same thing to the user

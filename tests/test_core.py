@@ -1,0 +1,313 @@
+"""The core every front end shares: settings defined once, a torch-free start, run events and cancellation,
+the backbone cache, batch-aware objectives and the tap table."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dreamstyle
+from dreamstyle import settings as S
+from dreamstyle.backbones import SPECS, Backbone, get_backbone, list_taps, register
+from dreamstyle.backbones.discover import discover_taps
+from dreamstyle.backbones.pooling import ScaledAvgPool2d
+from dreamstyle.errors import SettingError, UserError
+from dreamstyle.events import CancelToken, Done, Interrupted, Preview, Step
+from dreamstyle.frontends import cli as dreamstyle_cli
+from dreamstyle.images import read_params
+from dreamstyle.objectives import ContentLoss, StyleLoss, TVLoss
+from dreamstyle.objectives.dream import DreamLoss, DreamTarget
+from dreamstyle.tasks import stylize as stylize_task
+
+FAST = dict(size=64, iterations=6, progress=False)
+
+
+# --- settings: one definition for the API, the CLI and the outputs ---------------------------------------
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+CLI_ONLY = {"help", "output", "quiet", "content", "styles", "photo", "sweep", "model", "json"}
+
+
+@pytest.mark.parametrize("command, classes, skip", [
+    ("stylize", [S.StylizeSettings], ()), ("sheet", [S.StylizeSettings], ("save_every",)),
+    ("dream", [S.DreamSettings, S.ZoomSettings], ()), ("explore", [S.ExploreSettings], ("model",)),
+])
+def test_the_cli_parser_and_the_settings_agree(command, classes, skip):
+    """Every setting has its option (flag, choices, arity, help with the default), and every option is a
+    setting or one of the command line's own few (output, quiet, positionals)."""
+    parser = _subparsers(dreamstyle_cli.build_parser())[command]
+    by_dest = {a.dest: a for a in parser._actions}
+    names = set()
+    for cls in classes:
+        for f, o in S.options(cls):
+            if not o.cli or f.name in skip:
+                continue
+            names.add(f.name)
+            action = by_dest[f.name]
+            assert action.option_strings == [S.flag_of(cls, f.name)]
+            assert action.default == argparse.SUPPRESS  # the API's default applies: it exists once
+            if o.kind == "choice":
+                assert list(action.choices) == list(o.choices)
+            assert (action.nargs == "+") == o.many
+            assert o.help in action.help
+            shown = o.default_text or f.default
+            if shown not in (None, False, True):
+                assert f"(default: {shown})" in action.help
+    assert set(by_dest) - names <= CLI_ONLY, set(by_dest) - names
+
+
+@pytest.mark.parametrize("func, cls", [(dreamstyle.stylize, S.StylizeSettings), (dreamstyle.dream, S.DreamSettings),
+                                       (dreamstyle.explore, S.ExploreSettings), (dreamstyle.sheet, S.StylizeSettings)])
+def test_the_api_signature_carries_the_settings_defaults(func, cls):
+    params = inspect.signature(func).parameters
+    for f, _ in S.options(cls):
+        assert params[f.name].default == f.default and params[f.name].kind == inspect.Parameter.KEYWORD_ONLY
+
+
+def test_outputs_embed_every_setting_and_the_version(image_files, tmp_path):
+    out = tmp_path / "out.png"
+    dreamstyle.stylize(image_files.content, image_files.style, output=out, **FAST)
+    params = read_params(out)
+    assert params["dreamstyle"] == dreamstyle.__version__
+    assert {f.name for f, _ in S.options(S.StylizeSettings)} <= set(params)
+    assert params["content_weight"] == 1.0 and params["iterations"] == 6  # defaults are resolved
+
+
+def test_api_errors_name_the_setting_and_the_cli_names_its_flag(image_files, tmp_path, capsys):
+    with pytest.raises(SettingError) as info:
+        dreamstyle.stylize(image_files.content, image_files.style, style_weight=-1, **FAST)
+    assert str(info.value).startswith("style_weight ") and "--" not in str(info.value)
+    assert info.value.render(lambda n: S.flag_of(S.StylizeSettings, n)).startswith("--style-weight ")
+    code = dreamstyle_cli.main(["stylize", str(image_files.content), str(image_files.style), "-o",
+                                str(tmp_path / "o.png"), "--style-weights", "1", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("dreamstyle: error: --style-weights has 2 values") and err.count("\n") == 1
+
+
+def test_unknown_api_keyword_is_a_type_error(image_files):
+    with pytest.raises(TypeError, match="colour"):
+        dreamstyle.stylize(image_files.content, image_files.style, colour="red")
+
+
+# --- a torch-free start --------------------------------------------------------------------------------
+
+TORCH_FREE = r"""
+import sys, contextlib, io
+import dreamstyle
+import dreamstyle.frontends.cli as cli
+assert "torch" not in sys.modules, "import dreamstyle"
+for argv in (["--help"], ["--version"], ["stylize", "--help"], ["dream", "--help"]):
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            cli.main(argv)
+        except SystemExit:
+            pass
+    assert "torch" not in sys.modules, argv
+for argv in (["models"], ["layers", "vgg19"], ["layers", "efficientnet_lite0", "--json"], ["--show-params", sys.argv[1]]):
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(argv) == 0, argv
+    assert "torch" not in sys.modules, argv
+print("torch-free")
+"""
+
+
+def test_the_cli_starts_without_torch(image_files, tmp_path):
+    out = tmp_path / "params.png"
+    dreamstyle.stylize(image_files.content, image_files.style, output=out, **{**FAST, "iterations": 1})
+    proc = subprocess.run([sys.executable, "-c", TORCH_FREE, str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "torch-free", proc.stderr
+
+
+def test_no_import_cycles_between_the_facade_and_the_tasks():
+    """The tasks never import the API facade (the dependency points one way)."""
+    tasks = Path(dreamstyle.__file__).parent / "tasks"
+    for path in tasks.glob("*.py"):
+        text = path.read_text()
+        assert "from ..api" not in text and "import api" not in text, path.name
+    assert dreamstyle.dream is dreamstyle.api.dream and callable(dreamstyle.dream)  # the function, not a module
+
+
+# --- the tap table -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_the_shipped_tap_table_matches_discovery(name):
+    """``taps.json`` (what ``layers`` and the option checks read without torch) is what tracing finds."""
+    assert list_taps(SPECS[name]) == discover_taps(SPECS[name])
+
+
+def test_the_registry_refuses_a_duplicate_name():
+    with pytest.raises(ValueError, match="already registered"):
+        register(SPECS["vgg19"])
+
+
+def test_a_network_knows_its_smallest_input():
+    taps = {t.name: t for t in list_taps(SPECS["vgg19"])}
+    assert taps["relu1_1"].min_side == 1 and taps["relu5_1"].min_side == 16  # four 2x2 poolings before it
+    backbone = Backbone("vgg19", weights="random")
+    extractor = backbone.extractor(["relu5_1"])
+    extractor(torch.rand(1, 3, 16, 16))  # the smallest size runs
+    with pytest.raises(RuntimeError):
+        extractor(torch.rand(1, 3, 15, 15))  # one less does not
+
+
+# --- run events and cancellation -----------------------------------------------------------------------
+
+def test_events_report_steps_previews_and_done(image_files, tmp_path):
+    events = []
+    out = tmp_path / "out.png"
+    image = dreamstyle.stylize(image_files.content, image_files.style, output=out, on_event=events.append,
+                               preview_every=2, **FAST)
+    steps = [e for e in events if isinstance(e, Step)]
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert [e.step for e in steps] == list(range(1, 7)) and all(e.total == 6 for e in steps)
+    assert all({"content", "style", "tv"} <= set(e.parts) for e in steps) and all(e.loss > 0 for e in steps)
+    assert [e.step for e in previews] == [2, 4, 6] and previews[0].image.size == image.size
+    assert isinstance(events[-1], Done) and events[-1].path == out and not events[-1].interrupted
+
+
+def test_a_cancel_token_stops_a_run_from_another_thread_and_keeps_the_best_image(image_files, tmp_path):
+    token, started, outcome = CancelToken(), threading.Event(), {}
+    out = tmp_path / "out.png"
+
+    def on_event(event):
+        if isinstance(event, Step) and event.step == 3:
+            started.set()
+            token._event.wait(30)  # hold the run here until the other thread has cancelled
+
+    def work():
+        try:
+            dreamstyle.stylize(image_files.content, image_files.style, output=out, on_event=on_event, cancel=token,
+                               **{**FAST, "iterations": 500})
+        except Interrupted as exc:
+            outcome["exc"] = exc
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    assert started.wait(120)
+    token.cancel()  # from this thread
+    worker.join(120)
+    exc = outcome["exc"]
+    assert exc.step == 3 and exc.total == 500 and exc.path == out and out.is_file()
+    assert read_params(out)["interrupted_at"] == 3
+    assert np.array_equal(np.asarray(exc.image), np.asarray(dreamstyle.images.load_image(out)))
+
+
+# --- the backbone cache --------------------------------------------------------------------------------
+
+def _scales(backbone) -> list[float]:
+    return [float(m.scale) for m in backbone.model.modules() if isinstance(m, ScaledAvgPool2d)]
+
+
+def test_the_cache_reuses_a_network_without_carrying_pooling_calibration(image_files):
+    a = dreamstyle.images.to_tensor(dreamstyle.images.load_image(image_files.content))
+    b = dreamstyle.images.to_tensor(dreamstyle.images.load_image(image_files.stripes))
+    from dreamstyle.backbones import clear_cache
+
+    clear_cache()
+    torch.manual_seed(0)  # random weights: the same ones for the fresh network below
+    first = get_backbone("vgg16", "random", "cpu", "fp32", "avg")
+    first.extractor(["relu3_1"])(a)  # calibrates on a
+    calibrated_on_a = _scales(first)
+    again = get_backbone("vgg16", "random", "cpu", "fp32", "avg")
+    assert again is first and all(s == 0 for s in _scales(again))  # reused, calibration forgotten
+    again.extractor(["relu3_1"])(b)
+    torch.manual_seed(0)
+    fresh = Backbone("vgg16", "random", "cpu", "fp32", "avg")
+    fresh.extractor(["relu3_1"])(b)
+    assert _scales(again) == pytest.approx(_scales(fresh)) and _scales(again) != pytest.approx(calibrated_on_a)
+    assert get_backbone("vgg16", "random", "cpu", "fp32", "max") is not first  # pooling is part of the key
+
+
+def test_sheet_and_zoom_build_each_network_once(image_files, tmp_path, monkeypatch):
+    from dreamstyle.backbones import cache
+
+    cache.clear_cache()
+    built = []
+    real = cache.Backbone
+
+    def counting(*args, **kwargs):
+        built.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "Backbone", counting)
+    dreamstyle.sheet(image_files.content, image_files.style, ["tv-weight=0,100,1000"], tmp_path / "s.png",
+                     size=64, iterations=2, progress=False)
+    assert built == ["efficientnet_lite0"]
+    built.clear()
+    dreamstyle.dream_zoom(image_files.astronaut, tmp_path / "z.gif", frames=3, frame_iterations=1, size=64,
+                          octaves=1, iterations=1, model="squeezenet1_1", weights="random", progress=False)
+    assert built == ["squeezenet1_1"]
+
+
+# --- objectives on batches -----------------------------------------------------------------------------
+
+def _feats(seed: int, n: int = 1) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"a": torch.rand(n, 6, 9, 7, generator=g), "b": torch.rand(n, 4, 5, 4, generator=g) - 0.3}
+
+
+def _masks() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(9)
+    return [torch.rand(1, 1, 9, 7, generator=g), torch.rand(1, 1, 9, 7, generator=g)]
+
+
+@pytest.mark.parametrize("make", [
+    lambda style, content: StyleLoss({"a": 1.0, "b": 0.5}, [style], kind="gram"),
+    lambda style, content: StyleLoss({"a": 1.0, "b": 0.5}, [style], kind="meancov"),
+    lambda style, content: StyleLoss({"a": 1.0, "b": 0.5}, [style], kind="meanstd"),
+    lambda style, content: StyleLoss({"a": 1.0, "b": 0.5}, [style], kind="gram", smoothing="softmax"),
+    lambda style, content: StyleLoss({"a": 1.0}, [style, _feats(7)], blend=[1, 2], masks=_masks()),
+    lambda style, content: ContentLoss({"a": 1.0, "b": 2.0}, content),
+    lambda style, content: TVLoss(),
+    lambda style, content: DreamLoss([DreamTarget("a"), DreamTarget("b", channels=(1, 2), weight=2)]),
+    lambda style, content: DreamLoss([DreamTarget("a")], "mean"),
+    lambda style, content: DreamLoss([DreamTarget("a")], guides=_feats(5)),
+])
+def test_a_batch_of_two_gives_the_mean_of_two_single_losses(make):
+    """Fixed style targets, content targets per batch item: what training a feed-forward network needs."""
+    x1, x2 = _feats(1), _feats(2)
+    c1, c2 = _feats(3), _feats(4)
+    style = _feats(0)
+    img1, img2 = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    batch = {k: torch.cat([x1[k], x2[k]]) for k in x1}
+    content = {k: torch.cat([c1[k], c2[k]]) for k in c1}
+    both = make(style, content)(batch, torch.cat([img1, img2]))
+    term = make(style, c1)
+    one = term(x1, img1)
+    if isinstance(term, ContentLoss):
+        term.bind(c2)  # re-bound targets
+    two = term(x2, img2)
+    assert float(both) == pytest.approx(float(one + two) / 2, rel=1e-5)
+    assert float(one) != pytest.approx(float(two))  # the two items really differ
+
+
+# --- the layout ----------------------------------------------------------------------------------------
+
+def test_the_folders_tell_the_architecture():
+    root = Path(dreamstyle.__file__).parent
+    assert {p.stem for p in (root / "tasks").glob("*.py")} >= {"stylize", "dream", "explore", "sheet"}
+    assert {p.stem for p in (root / "frontends").glob("*.py")} >= {"cli"}
+    for shared in ("settings", "events", "images", "runtime", "errors"):
+        assert (root / f"{shared}.py").is_file()
+    for package in ("backbones", "objectives", "optimize"):
+        assert (root / package / "__init__.py").is_file()
+
+
+def test_user_error_is_still_the_base_of_setting_errors():
+    assert issubclass(SettingError, UserError) and SettingError("size", "x").exit_code == 2
+
+
+def test_stylize_task_has_prepare_then_run():
+    assert callable(stylize_task.prepare) and callable(stylize_task.run)
