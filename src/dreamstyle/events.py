@@ -155,33 +155,42 @@ def guarded(run: Run, keep: Callable[[], tuple[Any, Path | None]]) -> Iterator[N
     try:
         yield
     except KeyboardInterrupt:  # Interrupted from a nested run too: this run keeps its own result
-        with deferred_signals():  # a second Ctrl-C must not lose the save in progress
+        with deferred_signals(swallow=True):  # a second Ctrl-C must not lose the save in progress
             result, path = keep()
         raise Interrupted(result, path, run.done, run.total) from None
 
 
+_deferring: list[int] = []  # signals caught while deferring (main thread only); None when not deferring
+_depth = 0
+
+
 @contextlib.contextmanager
-def deferred_signals() -> Iterator[None]:
+def deferred_signals(swallow: bool = False) -> Iterator[None]:
     """Hold SIGINT and SIGTERM until the block is done (in the main thread; elsewhere a no-op), then
-    raise KeyboardInterrupt/Terminated if one came. Used around file writes, so that a write is never
-    cut half-way and no temp file is left behind."""
-    if threading.current_thread() is not threading.main_thread():
+    raise KeyboardInterrupt/Terminated if one came (or, with ``swallow``, drop it: the caller is already
+    stopping). Used around file writes, so that a write is never cut half-way and no temp file is left
+    behind. Nested blocks leave the signal to the outermost one."""
+    global _depth
+    if threading.current_thread() is not threading.main_thread() or _depth:
         yield
         return
-    caught: list[int] = []
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            previous[sig] = signal.signal(sig, lambda number, frame: caught.append(number))
+            previous[sig] = signal.signal(sig, lambda number, frame: _deferring.append(number))
         except (ValueError, OSError):  # pragma: no cover - not in the main interpreter
             pass
+    _depth += 1
     try:
         yield
     finally:
+        _depth -= 1
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if caught:
-        raise Terminated("terminated") if caught[0] == signal.SIGTERM else KeyboardInterrupt()
+        caught = list(_deferring)
+        _deferring.clear()
+    if caught and not swallow:
+        raise Terminated("terminated") if signal.SIGTERM in caught else KeyboardInterrupt()
 
 
 def raise_on_sigterm() -> None:

@@ -23,6 +23,7 @@ class Result:
     iterations: int  # steps taken
     interrupted: bool = False
     history: list[float] = field(default_factory=list)
+    stop: KeyboardInterrupt | None = None  # what interrupted it (Ctrl-C, SIGTERM, a cancel token)
 
 
 def check_settings(name: str, lr: float | None = None, average: float = 0.0) -> float:
@@ -84,8 +85,8 @@ def optimize_image(init: torch.Tensor, loss_fn: LossFn, iterations: int, optimiz
             best.history.append(state["value"])
             if on_step is not None:
                 on_step(step, state["value"], state["parts"], image.detach())
-    except KeyboardInterrupt:
-        best.interrupted = True
+    except KeyboardInterrupt as exc:
+        best.interrupted, best.stop = True, exc
     if ema is not None and best.iterations:
         best.image = ema.clamp(0, 1)
     return best

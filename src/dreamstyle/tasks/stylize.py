@@ -198,7 +198,7 @@ def run(p: Prepared, events: Run) -> Image.Image:
             result = optimize_image(start, loss_fn, level_steps, s.optimizer, s.lr, on_step, average=s.ema)
             state["current"] = result.image
             if result.interrupted:
-                raise KeyboardInterrupt
+                raise result.stop or KeyboardInterrupt()
         assert result is not None
         p.params.update(final_loss=result.loss, seconds=round(time.perf_counter() - started, 2))
         image = state["finish"](state["current"])
