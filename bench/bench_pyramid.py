@@ -3,7 +3,8 @@
 For each network, runs (1) single-scale L-BFGS for 300 steps at 512 px and (2) dreamstyle's default
 pyramid, in the same process, and reports the final full-resolution loss and the wall time of each.
 Both runs minimize the same objective at the final size (same targets, same weights), so their final
-losses compare directly. Steps are projected onto [0, 1], so a final loss is that of the image returned. VGG-19 runs with random weights (no download here); that is fine for timing.
+losses compare directly. Steps are projected onto [0, 1], so a final loss is that of the image returned.
+VGG-19 runs with random weights (no download here); that is fine for timing.
 
     python bench/bench_pyramid.py [--models vgg19 efficientnet_lite0] [--single-steps 300] [--out FILE]
 """
@@ -15,10 +16,10 @@ import json
 import time
 from pathlib import Path
 
-import harness
 import torch
 
 import dreamstyle
+import harness
 
 ROOT = harness.REPO
 
@@ -67,7 +68,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} ({r['weights']}) | {r['single']['seconds']} s, loss {r['single']['final_loss']} | "
-              f"{r['pyramid']['steps']} steps: {r['pyramid']['seconds']} s, loss {r['pyramid']['final_loss']} | {r['time_ratio']} | {r['loss_ratio']} |")
+              f"{r['pyramid']['steps']} steps: {r['pyramid']['seconds']} s, loss {r['pyramid']['final_loss']} | "
+              f"{r['time_ratio']} | {r['loss_ratio']} |")
 
 
 def get_offline(model: str) -> bool:

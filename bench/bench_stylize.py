@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra dreamstyle attempts allowed when a run was slowed by other processes (3)")
     ap.add_argument("--baseline-retries", type=int, default=1,
                     help="extra baseline attempts allowed when it was slowed by other processes (1)")
-    ap.add_argument("--keep", metavar="DIR", help="keep the output images and logs in DIR (default: a temp dir, removed)")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="keep the output images and logs in DIR (default: a temp dir, removed)")
     args = ap.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     base_iters = QUICK_BASELINE_ITERATIONS if args.quick else BASELINE_ITERATIONS
@@ -397,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
             changed_values |= {k for k in set(a) & set(b) if a[k] != b[k]}
     changed = bool(changed_values)
     if changed:
-        warnings.append(f"dreamstyle's default settings changed between attempts ({', '.join(sorted(changed_values))}): "
+        warnings.append("dreamstyle's default settings changed between attempts "
+                        f"({', '.join(sorted(changed_values))}): "
                         "someone edited the defaults during the benchmark; each attempt's settings are in "
                         "dreamstyle.settings_per_attempt")
     elif added_keys:

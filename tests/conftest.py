@@ -78,7 +78,8 @@ CLI_MODE = os.environ.get("DREAMSTYLE_TEST_CLI", "forkserver" if hasattr(os, "fo
 
 FORK_SERVER = r"""
 import json, os, runpy, signal, sys, time, traceback
-import dreamstyle.api, dreamstyle.frontends.cli, dreamstyle.tasks.stylize  # the slow imports, once; nothing runs on torch before fork()
+# the slow imports, once; nothing runs on torch before fork()
+import dreamstyle.api, dreamstyle.frontends.cli, dreamstyle.tasks.stylize
 reply = sys.stdout
 for line in sys.stdin:
     req = json.loads(line)

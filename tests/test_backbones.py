@@ -16,9 +16,9 @@ import torchvision
 from skimage import data
 from torch import nn
 
-from dreamstyle.frontends import cli as dreamstyle_cli
 from dreamstyle.backbones import DEFAULT_BACKBONE, SPECS, Backbone, get_spec, list_taps, resolve_taps
 from dreamstyle.errors import UserError
+from dreamstyle.frontends import cli as dreamstyle_cli
 from dreamstyle.images import read_params
 
 SQUEEZENET_WEIGHTS = Path(__file__).resolve().parents[2] / "shared/weights/squeezenet1_0_imagenet.pth"

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from dreamstyle.backbones import SPECS, get_spec, list_taps
+from dreamstyle.backbones import SPECS
 from dreamstyle.images import read_params
 
 FAST = ["--iterations", "5", "--size", "64", "--quiet"]
@@ -67,7 +67,7 @@ def make_inputs(folder: Path) -> SimpleNamespace:
     f.cmyk = folder / "cmyk.jpg"
     cat.convert("CMYK").save(f.cmyk, "JPEG", quality=90)
     f.png16 = folder / "gray16.png"
-    Image.fromarray((np.asarray(cat.convert("L"), dtype=np.uint16) * 257)).save(f.png16)
+    Image.fromarray(np.asarray(cat.convert("L"), dtype=np.uint16) * 257).save(f.png16)
     f.exif6 = folder / "rotated.jpg"  # stored landscape 96 x 64; orientation 6 means "rotate 90 CW to view"
     exif = Image.Exif()
     exif[0x0112] = 6

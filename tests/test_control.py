@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import inspect
-
 import dreamstyle
-from dreamstyle.tasks import stylize as stylize_task
 from dreamstyle.backbones import Backbone
 from dreamstyle.color import match_color, rgb_to_yiq
 from dreamstyle.errors import UserError
 from dreamstyle.images import load_image, read_params, to_tensor
 from dreamstyle.objectives import StyleLoss
 from dreamstyle.optimize import memory
+from dreamstyle.tasks import stylize as stylize_task
 
 LITE0_STYLE = ["stem", "blocks.1", "blocks.3", "blocks.5", "blocks.8"]
 BASE = dict(size=64, iterations=12, seed=0, progress=False, style_layers=LITE0_STYLE, content_layers=["blocks.8"],
@@ -76,7 +76,8 @@ def test_masks_put_each_style_in_its_region(image_files, tmp_path):
     backbone = Backbone("efficientnet_lite0")
     extractor = backbone.extractor(LITE0_STYLE)
     with torch.no_grad():
-        stripes_loss = StyleLoss(dict.fromkeys(LITE0_STYLE, 1.0), [extractor(to_tensor(load_image(image_files.stripes)))])
+        stripes = extractor(to_tensor(load_image(image_files.stripes)))
+        stripes_loss = StyleLoss(dict.fromkeys(LITE0_STYLE, 1.0), [stripes])
         x = to_tensor(out)
         inside = float(stripes_loss(extractor(x[..., :, :32]), None))
         outside = float(stripes_loss(extractor(x[..., :, 32:]), None))
@@ -95,7 +96,8 @@ def test_mask_count_and_size_are_checked(image_files, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs", [
-    dict(style_loss="meancov"), dict(style_loss="meanstd"), dict(smooth="softmax"), dict(smooth="scale"), dict(style_scale=0.5),
+    dict(style_loss="meancov"), dict(style_loss="meanstd"), dict(smooth="softmax"), dict(smooth="scale"),
+    dict(style_scale=0.5),
     dict(preserve_color="match"), dict(preserve_color="luminance"), dict(optimizer="adam", ema=0.9),
     dict(style_weight=10.0), dict(tv_weight=1e4),
 ], ids=lambda k: "-".join(f"{a}={b}" for a, b in k.items()))
@@ -173,7 +175,8 @@ def test_memory_estimate_grows_with_pixels(image_files):
 def test_sheet_lays_out_a_labelled_grid(image_files, tmp_path):
     out = tmp_path / "sheet.png"
     sheet = dreamstyle.sheet(image_files.content, [image_files.style], ["style-weight=1e1,1e4", "tv-weight=0,1e4"],
-                             out, progress=False, **{k: v for k, v in BASE.items() if k not in ("progress", "style_weight",
+                             out, progress=False,
+                             **{k: v for k, v in BASE.items() if k not in ("progress", "style_weight",
                                                                                      "tv_weight")})
     cell = run(image_files.content, image_files.style)
     label = 4 + 12 * 2  # two swept parameters: two label lines
@@ -225,4 +228,5 @@ def test_mirrored_margin_gives_border_pixels_a_fair_gradient():
     bare, padded = edge_ratios(0), edge_ratios(stylize_task.EDGE_PAD)
     assert min(bare) < 0.5 and max(bare) > 1.5, bare
     assert all(0.7 < r < 1.4 for r in padded), padded
-    assert inspect.signature(dreamstyle.stylize).parameters["edge_pad"].default is True  # and stylize uses it by default
+    # and stylize uses it by default
+    assert inspect.signature(dreamstyle.stylize).parameters["edge_pad"].default is True

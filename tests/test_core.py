@@ -115,7 +115,8 @@ for argv in (["--help"], ["--version"], ["stylize", "--help"], ["dream", "--help
         except SystemExit:
             pass
     assert "torch" not in sys.modules, argv
-for argv in (["models"], ["layers", "vgg19"], ["layers", "efficientnet_lite0", "--json"], ["--show-params", sys.argv[1]]):
+for argv in (["models"], ["layers", "vgg19"], ["layers", "efficientnet_lite0", "--json"],
+             ["--show-params", sys.argv[1]]):
     with contextlib.redirect_stdout(io.StringIO()):
         assert cli.main(argv) == 0, argv
     assert "torch" not in sys.modules, argv

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import dreamstyle
+from dreamstyle import dream, dream_zoom
 from dreamstyle.animation import count_frames
 from dreamstyle.backbones import Backbone
-from dreamstyle import dream, dream_zoom
 from dreamstyle.errors import UserError
 from dreamstyle.images import load_image, read_params, resize_long_side, to_tensor
 from dreamstyle.objectives.dream import DreamTarget, parse_target, rank_channels
@@ -305,8 +305,8 @@ def test_cli_stylize_dream_overlap_is_a_one_line_warning(cli, image_files, tmp_p
 
 
 def test_ctrl_c_saves_the_dream_so_far(image_files, tmp_path, monkeypatch):
-    from dreamstyle.tasks import dream as dream_module
     from dreamstyle import Interrupted
+    from dreamstyle.tasks import dream as dream_module
 
     real, calls = dream_module.ascend, {"n": 0}
 

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
+from dreamstyle import explore
 from dreamstyle.backbones import Backbone
 from dreamstyle.errors import UserError
-from dreamstyle import explore
-from dreamstyle.tasks.explore import FourierImage, visualize_channels
 from dreamstyle.images import load_image, read_params, resize_long_side, to_tensor
+from dreamstyle.tasks.explore import FourierImage, visualize_channels
 
 MODEL = "efficientnet_lite0"
 TAP = "blocks.3"  # 40 channels, stride 8: an 8 x 8 map at 64 px
@@ -145,8 +145,8 @@ def test_cli_explore(cli, image_files, tmp_path):
 
 def test_ctrl_c_keeps_the_pictures_so_far(tmp_path, monkeypatch):
     """An interrupted feature visualization still writes its grid, and says where it stopped."""
-    from dreamstyle.tasks import explore as explore_module
     from dreamstyle import Interrupted
+    from dreamstyle.tasks import explore as explore_module
 
     calls = {"n": 0}
     real = explore_module.random_transform

@@ -12,8 +12,15 @@ from PIL import Image
 
 from dreamstyle import images
 from dreamstyle.errors import RunError, UserError
-from dreamstyle.images import (check_output_path, load_image, read_params, resize_long_side, save_image,
-                               to_image, to_tensor)
+from dreamstyle.images import (
+    check_output_path,
+    load_image,
+    read_params,
+    resize_long_side,
+    save_image,
+    to_image,
+    to_tensor,
+)
 
 
 def user_error(fn, *args, match: str = "") -> str:

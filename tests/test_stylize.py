@@ -11,14 +11,14 @@ import torch
 from PIL import Image
 
 import dreamstyle
-from dreamstyle.tasks import stylize as stylize_task
-from dreamstyle.frontends import cli as dreamstyle_cli
 from dreamstyle.backbones import Backbone
 from dreamstyle.errors import RunError, UserError
 from dreamstyle.events import Run
+from dreamstyle.frontends import cli as dreamstyle_cli
 from dreamstyle.images import load_image, read_params, to_tensor
 from dreamstyle.objectives import Objective, StyleLoss, TVLoss
 from dreamstyle.optimize import optimize_image, pyramid_sizes, split_iterations
+from dreamstyle.tasks import stylize as stylize_task
 
 # Explicit loss weights and taps, so that tuning the defaults does not change what these tests measure.
 WEIGHTS = dict(content_weight=1.0, style_weight=1e3, tv_weight=1.0)

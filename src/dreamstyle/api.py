@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .events import CancelToken, Run, Subscriber
 from .settings import DreamSettings, ExploreSettings, StylizeSettings, ZoomSettings, make, signature_of, split
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 ImageLike = Union[str, os.PathLike, "Image.Image"]
-Path_ = Union[str, os.PathLike, None]
+Path_ = str | os.PathLike | None
 _P = inspect.Parameter
 _COMMON = dict(output=None, progress=True, on_event=None, preview_every=0, cancel=None)
 

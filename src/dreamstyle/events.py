@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -52,7 +53,7 @@ class Done:
     interrupted: bool = False
 
 
-Event = Union[Step, Preview, Done]
+Event = Step | Preview | Done
 Subscriber = Callable[[Event], None]
 
 

@@ -9,8 +9,9 @@ import numbers
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -242,17 +243,18 @@ def atomic_path(path: Path) -> Iterator[str]:
         except OSError as e:
             raise _write_error(path, e) from None
         os.close(fd)
+        pending: str | None = tmp
         try:
             yield tmp
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
             os.replace(tmp, path)
-            tmp = None
+            pending = None
         except (OSError, ValueError) as e:
             raise _write_error(path, e) from None
         finally:
-            if tmp is not None:
+            if pending is not None:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+                    os.unlink(pending)
     with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from .backbones.registry import DEFAULT_BACKBONE, SPECS
 from .errors import SettingError, UserError

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Hashable
 
 import torch
 

@@ -28,7 +28,7 @@ def prepare(model: nn.Module) -> nn.Module:
     """Eval mode, frozen, and no in-place activations (they would overwrite earlier taps)."""
     for m in model.modules():
         if hasattr(m, "inplace"):
-            m.inplace = False
+            m.inplace = False  # type: ignore[assignment]
     model.eval().requires_grad_(False)
     return model
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,8 @@ class FeatureExtractor(nn.Module):
         self.taps = taps
         # Frozen eval-mode BatchNorm is an affine map: fold it into the conv before it (~15% faster).
         self.graph = fuse(trace(model, dict.fromkeys(t.node for t in taps)), inplace=True, no_trace=True)
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.precision = precision

@@ -7,7 +7,6 @@ from torch import nn
 from torch.nn import functional as F
 
 
-
 def reset_calibration(model: nn.Module) -> None:
     """Forget every ScaledAvgPool2d's calibration, so the next input (the next run's content) sets it anew."""
     for m in model.modules():
@@ -26,6 +25,7 @@ class ScaledAvgPool2d(nn.Module):
         super().__init__()
         self.kernel_size, self.stride, self.padding = pool.kernel_size, pool.stride, pool.padding
         self.ceil_mode = pool.ceil_mode
+        self.scale: torch.Tensor
         self.register_buffer("scale", torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,9 @@ Builders and weight sources are lazy callables, so the registry can be read (``d
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

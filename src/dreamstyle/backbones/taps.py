@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from functools import lru_cache
+from collections.abc import Iterable
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import UserError
 from .spec import BackboneSpec, Tap
@@ -22,7 +22,7 @@ def _table() -> dict[str, list[list]]:
         return {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def list_taps(spec: BackboneSpec) -> tuple[Tap, ...]:
     """Every tappable 4-D output of the network, in forward order. Needs no weights (nor torch, for
     the registered networks, whose taps ship in ``taps.json``)."""

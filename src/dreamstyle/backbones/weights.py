@@ -10,10 +10,9 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from . import RANDOM
 from .discover import prepare
 from .spec import BackboneSpec
-
-from . import RANDOM
 
 
 def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -90,7 +89,8 @@ def load_model(spec: BackboneSpec, weights: str | os.PathLike | None = None) -> 
         result = model.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as exc:  # shape mismatches
         detail = str(exc).strip().splitlines()[-1].strip()
-        raise UserError(f"{source} do not fit {spec.name} ({detail}); pass weights saved from this architecture") from None
+        raise UserError(f"{source} do not fit {spec.name} ({detail}); pass weights saved from this "
+                        "architecture") from None
     missing = [k for k in result.missing_keys if not k.startswith(spec.head)]
     if missing or result.unexpected_keys:
         example = (missing + result.unexpected_keys)[0]

@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import __version__
-from ..settings import (DreamSettings, ExploreSettings, Opt, StylizeSettings, ZoomSettings, check_value, flag_of,
-                        options)
+from ..settings import DreamSettings, ExploreSettings, Opt, StylizeSettings, ZoomSettings, check_value, flag_of, options
 
 _SUPPRESS = argparse.SUPPRESS
 
@@ -211,7 +211,7 @@ def _cmd_layers(args: argparse.Namespace) -> int:
     from ..backbones import DEFAULT_BACKBONE, get_spec, list_taps
 
     spec = get_spec(args.model or DEFAULT_BACKBONE)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for tap in list_taps(spec):
         role = [r for r, taps in (("style", spec.style_taps), ("content", spec.content_taps)) if tap.name in taps]
         rows.append({"name": tap.name, "channels": tap.channels, "stride": tap.stride, "min_side": tap.min_side,

@@ -19,4 +19,7 @@ class ContentLoss(Term):
         self.targets = {t: target_feats[t].detach() for t in self.taps}
 
     def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return sum(w * relative_mse(feats[t], self.targets[t]) for t, w in self.taps.items())
+        total = torch.zeros((), device=next(iter(feats.values())).device)
+        for t, w in self.taps.items():
+            total = total + w * relative_mse(feats[t], self.targets[t])
+        return total

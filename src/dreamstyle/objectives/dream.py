@@ -7,8 +7,8 @@ A target is written ``TAP``, ``TAP:12,40`` (channels), ``TAP:strongest:8`` or ``
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import torch
 

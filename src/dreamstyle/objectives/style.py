@@ -9,11 +9,14 @@ own region of the output, through guided (mask-weighted) statistics.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
 from ..settings import SMOOTHING, STYLE_LOSSES
 from .base import EPS, Term, relative_mse
+
 # ``--smooth scale``: SWAG's simpler alternative, down-scaling the deep stages. Halving a tap's
 # activations divides an (unnormalized) Gram loss on it by 2^4; the per-tap losses here are
 # normalized, so the same effect is had by weighting the deep taps 1/16.
@@ -65,7 +68,13 @@ def _statistic(kind: str, feat: torch.Tensor, mask: torch.Tensor | None = None) 
 
 def _blend(stats: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[str, torch.Tensor]:
     total = sum(weights)
-    return {k: sum(w / total * s[k] for w, s in zip(weights, stats)) for k in stats[0]}
+    out = {}
+    for k in stats[0]:
+        blended = torch.zeros_like(stats[0][k])
+        for w, s in zip(weights, stats):
+            blended = blended + w / total * s[k]
+        out[k] = blended
+    return out
 
 
 def _sqrtm(matrix: torch.Tensor) -> torch.Tensor:
@@ -131,7 +140,7 @@ class StyleLoss(Term):
         else:
             self.targets = stats
         self._cache: dict[tuple[str, int], dict] = {}
-        self._resized_masks: dict[tuple[int, int], list[torch.Tensor]] = {}
+        self._resized_masks: dict[tuple[int, ...], list[torch.Tensor | None]] = {}
 
     def _masks_at(self, feat: torch.Tensor) -> list[torch.Tensor | None]:
         """The masks at a tap's resolution, resized once per size rather than every step."""
@@ -144,7 +153,7 @@ class StyleLoss(Term):
         return self._resized_masks[size]
 
     def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        total = 0.0
+        total: Any = 0.0
         weights = [1.0] if self.masks is None else [b / sum(self.blend) for b in self.blend]
         for tap, w in self.taps.items():
             feat = smooth(feats[tap], self.smoothing[tap])

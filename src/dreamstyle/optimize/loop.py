@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -76,7 +76,7 @@ def optimize_image(init: torch.Tensor, loss_fn: LossFn, iterations: int, optimiz
 
     try:
         for step in range(1, iterations + 1):
-            opt.step(closure)
+            opt.step(closure)  # type: ignore[arg-type]  # LBFGS's closure returns the loss tensor
             with torch.no_grad():  # projected steps: the loss is always that of a showable image
                 image.clamp_(0, 1)
             best.iterations = step

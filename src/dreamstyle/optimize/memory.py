@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -86,7 +87,7 @@ def require(need: float, device: torch.device, setting: str, what: str, fix: Cal
                            f"free; {fix(have)}")
 
 
-def check_fits(module: nn.Module, image: "Image.Image", long_side: int, device: torch.device, what: str,
+def check_fits(module: nn.Module, image: Image.Image, long_side: int, device: torch.device, what: str,
                lighter: str, *, setting: str = "size", backward: bool = True, batch: int = 1,
                extra_bytes: float = 0.0) -> float:
     """Refuse when running ``module`` on ``image`` at ``long_side`` px (``batch`` of them, with or without

@@ -1,1 +1,1 @@
-"""The tasks, one module each: stylize, dream (and its zoom), explore, sheet; each is prepare-then-run over the shared parts."""
+"""The tasks, one module each: stylize, dream (and its zoom), explore, sheet; over the shared parts."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ from ..optimize.memory import check_fits
 from ..runtime import prepare_cpu, resolve_device, resolve_precision
 from ..settings import DreamSettings, ZoomSettings, as_params
 
-ImageLike = Union[str, os.PathLike, Image.Image]
+ImageLike = str | os.PathLike | Image.Image
 RANK_SIZE = 512  # 'strongest'/'weakest' channels are ranked on the image at this size (or smaller)
 # Whole-image buffers a dream keeps at once (photo, detail, current, rolled, gradient, Laplacian bands...).
 IMAGE_BUFFERS = 12
@@ -231,7 +231,8 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
         loss = dreamer.loss_at(max(current.shape[-2:]))
         for i in range(1, zoom.frames):
             zoomed = _zoom_in(current, zoom.zoom_scale)
-            current = dreamer.run(zoomed, loss, zoom.frame_iterations, generator, events, f"frame {i + 1}/{zoom.frames}")
+            current = dreamer.run(zoomed, loss, zoom.frame_iterations, generator, events,
+                                  f"frame {i + 1}/{zoom.frames}")
             current = _finish(current, zoomed, settings.preserve_color)  # colours carried frame to frame
             images.append(to_image(current))
         params = {**used, "command": "dream --zoom", **as_params(zoom, frames=len(images)),

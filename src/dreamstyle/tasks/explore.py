@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,8 @@ class FourierImage(torch.nn.Module):
         freqs = (fx * fx + fy * fy).sqrt()
         scale = size / freqs.clamp(min=1.0 / size) ** DECAY
         scale = scale * torch.exp(-(freqs / CUTOFF) ** 2)
+        self.scale: torch.Tensor
+        self.color: torch.Tensor
         self.register_buffer("scale", scale.to(device))
         self.register_buffer("color", _COLOR_SQRT.to(device))
         init = torch.randn(n, 3, size, size // 2 + 1, 2, generator=generator) * INIT_SD
@@ -144,8 +146,8 @@ def heat_overlay(image: torch.Tensor, activation: torch.Tensor) -> Image.Image:
     where its channel fires most; the photo is dimmed to grey where the channel is quiet.
     """
     h, w = image.shape[-2:]
-    a = F.interpolate(activation[None, None].float().cpu(), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-    a = (a.clamp(min=0) / a.max().clamp(min=1e-8)).numpy()
+    up = F.interpolate(activation[None, None].float().cpu(), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+    a = (up.clamp(min=0) / up.max().clamp(min=1e-8)).numpy()
     pos = a * (len(_HEAT) - 1)
     lo = np.clip(np.floor(pos).astype(int), 0, len(_HEAT) - 2)
     frac = (pos - lo)[..., None]

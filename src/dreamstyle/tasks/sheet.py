@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -74,10 +75,10 @@ def make_sheet(content: Any, styles: Any, sweeps: Sequence[str], settings: Styli
         raise UserError(f"the sweep makes {len(combos)} images; keep it to {MAX_CELLS} or fewer")
     prepared = []
     for overrides in combos:  # every cell checked (and its network built) before any runs
-        cell = dataclasses.replace(settings, **overrides)
+        cell_settings = dataclasses.replace(settings, **overrides)
         try:
-            check(cell)
-            prepared.append(stylize_task.prepare(content, styles, cell))
+            check(cell_settings)
+            prepared.append(stylize_task.prepare(content, styles, cell_settings))
         except SettingError as exc:
             raise UserError(f"sweep cell {', '.join(_label(overrides).splitlines())}: "
                             f"{exc.render(lambda n: flag_of(StylizeSettings, n))}") from None

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from ..optimize.memory import check_fits
 from ..runtime import prepare_cpu, resolve_device, resolve_precision
 from ..settings import INITS, StylizeSettings, as_params, parse_taps
 
-ImageLike = Union[str, os.PathLike, Image.Image]
+ImageLike = str | os.PathLike | Image.Image
 
 # Loss weights for dreamstyle's normalized losses; a backbone may override them in its spec.
 DEFAULTS: dict[str, Any] = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 100.0, "iterations": 180,
@@ -188,12 +189,13 @@ def run(p: Prepared, events: Run) -> Image.Image:
             state["finish"] = _finisher(s.preserve_color, content_t)
             finish = state["finish"]
 
-            def loss_fn(x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            def loss_fn(x: torch.Tensor, objective: Objective = objective) -> tuple[torch.Tensor, dict[str, float]]:
                 return objective(p.extractor(x), x)
 
-            def on_step(step: int, loss: float, parts: dict[str, float], image: torch.Tensor) -> None:
+            def on_step(step: int, loss: float, parts: dict[str, float], image: torch.Tensor,
+                        label: str = f"{w}x{h}", finish: Callable[[torch.Tensor], Image.Image] = finish) -> None:
                 state["latest"] = image
-                events.step(f"{w}x{h}", loss, parts, preview=lambda: finish(state["latest"]))
+                events.step(label, loss, parts, preview=lambda: finish(state["latest"]))
 
             result = optimize_image(start, loss_fn, level_steps, s.optimizer, s.lr, on_step, average=s.ema)
             state["current"] = result.image
@@ -311,7 +313,7 @@ def _load_masks(masks: Sequence[ImageLike] | None, content: Image.Image, count: 
 
 def _mask_tensor(mask: Image.Image, w: int, h: int, device: torch.device, pad: int = 0) -> torch.Tensor:
     """The mask at the output's size, with the same mirrored margin the extractor adds to the image."""
-    resized = mask.resize((w, h), Image.BILINEAR)
+    resized = mask.resize((w, h), Image.Resampling.BILINEAR)
     m = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)[None, None].to(device)
     return F.pad(m, (pad, pad, pad, pad), mode="reflect") if pad else m
 
@@ -327,4 +329,4 @@ def _initial_image(init: str, init_image: Image.Image | None, content: torch.Ten
     if init == "style":
         return F.interpolate(style, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
     assert init_image is not None
-    return to_tensor(init_image.resize((w, h), Image.LANCZOS)).to(content.device)
+    return to_tensor(init_image.resize((w, h), Image.Resampling.LANCZOS)).to(content.device)
