@@ -88,8 +88,8 @@ def add_settings(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str]
         if not o.cli or f.name in skip:
             continue
         kwargs: dict[str, Any] = dict(dest=f.name, default=_SUPPRESS, help=_help(o, f.default))
-        if o.metavar:
-            kwargs["metavar"] = o.metavar
+        if o.metavar or o.kind in ("int", "float"):
+            kwargs["metavar"] = o.metavar or {"int": "N", "float": "X"}[o.kind]
         if o.kind == "bool" and not o.onoff:
             kwargs["action"] = "store_true"
         elif o.kind == "bool":
