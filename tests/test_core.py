@@ -312,3 +312,66 @@ def test_user_error_is_still_the_base_of_setting_errors():
 
 def test_stylize_task_has_prepare_then_run():
     assert callable(stylize_task.prepare) and callable(stylize_task.run)
+
+
+def test_no_import_cycles():
+    """Build the graph of the imports inside the package (ast, no execution), lazy ones in functions included:
+    it has no cycle, so every dependency points one way."""
+    import ast
+
+    root = Path(dreamstyle.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package
+                for _ in range(max(node.level - 1, 0)):
+                    base = base.rpartition(".")[0]
+                mod = f"{base}.{node.module}" if node.level and node.module else (node.module if not node.level
+                                                                                   else base)
+                targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            deps |= {t for t in targets if t in modules and t != name}
+        graph[name] = deps
+
+    def visit(node: str, stack: list[str], done: set[str]) -> None:
+        if node in stack:
+            raise AssertionError(" -> ".join(stack[stack.index(node):] + [node]))
+        if node in done:
+            return
+        for dep in graph[node]:
+            if dep.startswith(node + "."):
+                continue  # a package importing its own submodules is not a cycle
+            visit(dep, [*stack, node], done)
+        done.add(node)
+
+    done: set[str] = set()
+    for name in graph:
+        visit(name, [], done)
+
+
+def test_sheet_and_explore_outputs_carry_the_version(image_files, tmp_path):
+    sheet = tmp_path / "s.png"
+    dreamstyle.sheet(image_files.content, image_files.style, ["tv-weight=0,1"], sheet, size=64, iterations=1,
+                     progress=False)
+    grid = tmp_path / "g.png"
+    dreamstyle.explore(tap="blocks.3", output=grid, count=2, size=32, iterations=1, progress=False)
+    for out in (sheet, grid):
+        assert read_params(out)["dreamstyle"] == dreamstyle.__version__
+
+
+@pytest.mark.parametrize("cls", [S.StylizeSettings, S.DreamSettings, S.ZoomSettings, S.ExploreSettings])
+def test_the_readme_documents_every_option(cls):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for f, o in S.options(cls):
+        if o.cli and not (cls is S.ExploreSettings and f.name == "model"):
+            assert S.flag_of(cls, f.name) in readme, f.name

@@ -38,11 +38,6 @@ class Objective:
     def __init__(self, terms: list[tuple[Term, float]]) -> None:
         self.terms = [(t, w) for t, w in terms if w > 0]
 
-    @property
-    def taps(self) -> list[str]:
-        """Every tap any term reads, in first-seen order (so the network runs once for all)."""
-        return list(dict.fromkeys(tap for term, _ in self.terms for tap in term.taps))
-
     def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         total = image.new_zeros(())
         parts = {}
