@@ -136,13 +136,13 @@ class Child(Run):
     """A part of a bigger run (a sheet's cell, a zoom's first frame): its steps count in the parent's run,
     the parent's cancel token stops it, and its Done is left to the parent."""
 
-    def __init__(self, parent: Run, task: str | None = None) -> None:
-        super().__init__(task or parent.task, parent.total, None, parent.cancel)
-        self.parent = parent
+    def __init__(self, parent: Run, prefix: str = "") -> None:
+        super().__init__(parent.task, parent.total, None, parent.cancel)
+        self.parent, self.prefix = parent, prefix
 
     def step(self, label: str, loss: float, parts: dict[str, float] | None = None,
              preview: Callable[[], Image.Image] | None = None) -> None:
-        self.parent.step(label, loss, parts, preview)
+        self.parent.step(self.prefix + label, loss, parts, preview)
         self.done = self.parent.done
 
     def finish(self, *args: Any, **kwargs: Any) -> None:

@@ -100,8 +100,9 @@ def make_sheet(content: Any, styles: Any, sweeps: Sequence[str], settings: Styli
         return sheet, path
 
     with guarded(events, keep):
-        for overrides, cell in zip(combos, prepared):
-            cells.append((stylize_task.run(cell, Child(events)), _label(overrides)))
+        for i, (overrides, cell) in enumerate(zip(combos, prepared), 1):
+            prefix = f"[{i}/{len(combos)}] {' '.join(_label(overrides).splitlines())} "
+            cells.append((stylize_task.run(cell, Child(events, prefix)), _label(overrides)))
         sheet = grid(cells, columns)
         params["cells"] = [label.split("\n") for _, label in cells]
         path = save_image(sheet, out_path, params)
