@@ -79,6 +79,24 @@ def test_lite0_model_is_frozen_eval(lite0):
     assert not any(t.is_meta for t in [*lite0.model.parameters(), *lite0.model.buffers()])
 
 
+@pytest.mark.parametrize("photo, classes", [("chelsea", CATS), ("coffee", ESPRESSO_OR_CUP)])
+def test_bundled_squeezenet_weights_classify_offline(photo, classes, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached, nothing downloaded
+    backbone = Backbone("squeezenet1_0")
+    assert backbone.spec.offline
+    assert top1(backbone.model, getattr(data, photo)(), IMAGENET_MEAN, IMAGENET_STD) in classes
+
+
+@pytest.mark.skipif(not SQUEEZENET_WEIGHTS.is_file(), reason=f"{SQUEEZENET_WEIGHTS} is not available")
+def test_bundled_squeezenet_weights_are_the_shared_ones_exactly():
+    from dreamstyle.backbones.packed import squeezenet1_0_path, unpack
+
+    shared = torch.load(SQUEEZENET_WEIGHTS, weights_only=True)
+    packed = unpack(squeezenet1_0_path())
+    assert set(packed) == set(shared)
+    assert all(np.array_equal(packed[k], shared[k].numpy()) for k in shared)
+
+
 @pytest.mark.skipif(not SQUEEZENET_WEIGHTS.is_file(), reason=f"{SQUEEZENET_WEIGHTS} is not available")
 @pytest.mark.parametrize("photo, classes", [("chelsea", CATS), ("coffee", ESPRESSO_OR_CUP)])
 def test_real_squeezenet_weights_classify(photo, classes):

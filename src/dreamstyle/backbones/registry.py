@@ -80,8 +80,10 @@ _SQ10 = ["conv1", "relu1", "pool1", "fire2", "fire3", "fire4", "pool4", "fire5",
 _SQ11 = ["conv1", "relu1", "pool1", "fire2", "fire3", "pool3", "fire4", "fire5", "pool5", "fire6", "fire7",
          "fire8", "fire9"]
 register(BackboneSpec(
-    name="squeezenet1_0", description="SqueezeNet 1.0, 1.2M params (torchvision weights)",
-    build=_tv("squeezenet1_0"), mean=IMAGENET_MEAN, std=IMAGENET_STD, torchvision_name="squeezenet1_0",
+    name="squeezenet1_0", description="SqueezeNet 1.0, 1.2M params; ImageNet weights (Deep Compression, BSD) "
+    "ship with dreamstyle (offline)",
+    build=_tv("squeezenet1_0"), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    local_weights=Lazy("dreamstyle.backbones.packed:squeezenet1_0_path"),
     head=("classifier.",), aliases=_squeeze_aliases(_SQ10),
     # Checked by eye with real weights: deeper taps (fire7) washed the content out at any style weight.
     style_taps={"relu1": 1.0, "fire2": 1.0, "fire3": 1.0, "fire5": 1.0},

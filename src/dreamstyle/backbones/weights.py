@@ -31,6 +31,10 @@ def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 from safetensors.torch import load_file
 
                 state = load_file(str(path))
+            elif path.suffix == ".npz":  # dreamstyle's packed form (see packed.py)
+                from .packed import unpack
+
+                state = {k: torch.from_numpy(v) for k, v in unpack(path).items()}
             else:
                 state = torch.load(path, map_location="cpu", weights_only=True)
     except PermissionError:
@@ -39,7 +43,8 @@ def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise UserError("reading .safetensors needs the safetensors package; pip install safetensors") from None
     except Exception as exc:  # pickle, zip and format errors all mean the same thing to the user
         raise UserError(f"cannot read weights file '{path}': it is not a PyTorch checkpoint that loads "
-                        f"safely ({type(exc).__name__}); give a state dict (.pth/.pt) or a .safetensors file") from None
+                        f"safely ({type(exc).__name__}); give a state dict (.pth/.pt), a .safetensors or a packed "
+                        ".npz file") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
