@@ -27,7 +27,7 @@ def pack(state: dict, path: str | os.PathLike) -> Path:
             arrays[f"{name}::index"] = index.reshape(a.shape).astype(np.uint8)
         else:
             arrays[name] = a
-    np.savez_compressed(path, **arrays)
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
     return Path(path)
 
 
