@@ -375,3 +375,46 @@ def test_the_readme_documents_every_option(cls):
     for f, o in S.options(cls):
         if o.cli and not (cls is S.ExploreSettings and f.name == "model"):
             assert S.flag_of(cls, f.name) in readme, f.name
+
+
+# --- sharing the CPU -----------------------------------------------------------------------------------
+
+def test_the_thread_governor_leaves_busy_cores_alone(monkeypatch):
+    """Other processes holding a core -> one thread fewer; idle again -> back up, never above the ceiling."""
+    from dreamstyle import threads
+
+    clock = {"busy": 0, "total": 0, "own": 0.0}
+    monkeypatch.setattr(threads, "_cpu_jiffies", lambda: (clock["busy"], clock["total"]))
+    monkeypatch.setattr(threads, "_own_jiffies", lambda: clock["own"])
+    set_to = []
+    monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: set_to[-1] if set_to else 2)
+    g = threads.ThreadGovernor(ceiling=2)
+    g.cores = 2
+
+    def tick(own: float, other: float, total: float = 200) -> int:
+        clock["total"] += total
+        clock["own"] += own
+        clock["busy"] += own + other
+        return g.adjust()
+
+    g.sample()
+    assert tick(own=200, other=0) == 2 and set_to == []  # idle: both cores, nothing changed
+    assert tick(own=100, other=100) == 1 and set_to == [1]  # a busy loop holds a core
+    assert tick(own=100, other=40) == 2 and set_to == [1, 2]  # it went quiet (0.4 of a core)
+    g.ceiling = 1
+    assert tick(own=100, other=0) == 1  # an explicit 1-thread setting is a ceiling
+
+
+def test_the_governor_subscribes_once_per_run(image_files, monkeypatch):
+    from dreamstyle import threads
+
+    monkeypatch.delenv("DREAMSTYLE_THREADS", raising=False)
+    run = dreamstyle.events.Run("x", 1)
+    threads.govern(run)
+    threads.govern(dreamstyle.events.Child(run))
+    assert sum(s is threads.governor() for s, _ in run.subscribers) == 1
+    monkeypatch.setenv("DREAMSTYLE_THREADS", "fixed")
+    other = dreamstyle.events.Run("y", 1)
+    threads.govern(other)
+    assert other.subscribers == []

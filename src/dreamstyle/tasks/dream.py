@@ -28,6 +28,7 @@ from ..optimize.ascent import ascend
 from ..optimize.memory import check_fits
 from ..runtime import prepare_cpu, resolve_device, resolve_precision
 from ..settings import DreamSettings, ZoomSettings, as_params
+from ..threads import govern
 
 ImageLike = str | os.PathLike | Image.Image
 RANK_SIZE = 512  # 'strongest'/'weakest' channels are ranked on the image at this size (or smaller)
@@ -143,6 +144,8 @@ def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike |
     if not isinstance(events, Child):
         events.total = len(sizes) * s.iterations
     generator = torch.Generator().manual_seed(s.seed)
+    if dreamer.device.type == "cpu":
+        govern(events)
     state: dict[str, Any] = {"current": None, "base": None}
 
     def keep() -> tuple[Image.Image, Path | None]:

@@ -32,6 +32,7 @@ from ..images import as_image, check_output_path, resized_tensor, save_image, to
 from ..optimize.memory import check_fits
 from ..runtime import prepare_cpu, resolve_device, resolve_precision
 from ..settings import ExploreSettings, as_params
+from ..threads import govern
 from .sheet import grid
 
 MAX_CELLS = 64  # channels per grid
@@ -217,6 +218,8 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
               "mode": "features" if photo is None else "image"}
     events = events or Run("explore", 0)
     events.total = s.iterations if photo is None else 1
+    if dev.type == "cpu":
+        govern(events)
     state: dict = {}
     labels: list[int] = []
 

@@ -32,6 +32,7 @@ from ..optimize import check_settings, optimize_image, pyramid_sizes, split_iter
 from ..optimize.memory import check_fits
 from ..runtime import prepare_cpu, resolve_device, resolve_precision
 from ..settings import INITS, StylizeSettings, as_params, parse_taps
+from ..threads import govern
 
 ImageLike = str | os.PathLike | Image.Image
 
@@ -148,6 +149,8 @@ def run(p: Prepared, events: Run) -> Image.Image:
 
     if s.save_every and p.output is not None:
         events.subscribe(_saver(p.output, p.params), s.save_every)
+    if dev.type == "cpu":
+        govern(events)
     with guarded(events, keep):
         dream_targets = p.dream_targets
         result = None
