@@ -22,6 +22,9 @@ import torch
 from PIL import Image
 
 THREADS = int(os.environ.get("DREAMSTYLE_TEST_THREADS", "1"))
+# What --precision auto means on CPU is measured once per machine and network (calibrate.py); the tests
+# fix it to fp32 instead (test_core's calibration tests unset this), in this process and CLI subprocesses.
+os.environ["DREAMSTYLE_CPU_PRECISION"] = "fp32"
 torch.set_num_threads(THREADS)
 
 SMALL = 64  # long side of the test images, in pixels

@@ -410,6 +410,7 @@ def test_the_governor_subscribes_once_per_run(image_files, monkeypatch):
     from dreamstyle import threads
 
     monkeypatch.delenv("DREAMSTYLE_THREADS", raising=False)
+    monkeypatch.setattr(threads.governor(), "ceiling", 2)
     run = dreamstyle.events.Run("x", 1)
     threads.govern(run)
     threads.govern(dreamstyle.events.Child(run))
@@ -418,3 +419,41 @@ def test_the_governor_subscribes_once_per_run(image_files, monkeypatch):
     other = dreamstyle.events.Run("y", 1)
     threads.govern(other)
     assert other.subscribers == []
+
+
+# --- --precision auto on CPU: measured, cached ----------------------------------------------------------
+
+@pytest.fixture
+def calibration(monkeypatch, tmp_path):
+    from dreamstyle import calibrate
+
+    monkeypatch.delenv("DREAMSTYLE_CPU_PRECISION", raising=False)
+    monkeypatch.setenv("DREAMSTYLE_CACHE", str(tmp_path / "cache"))
+    return calibrate
+
+
+@pytest.mark.parametrize("bf16_seconds, bf16_loss, expected", [(0.5, 10.1, "bf16"), (1.2, 10.0, "fp32"),
+                                                               (0.5, 12.0, "fp32")])
+def test_auto_precision_is_what_the_calibration_found_faster_at_an_equal_loss(
+        calibration, monkeypatch, image_files, bf16_seconds, bf16_loss, expected):
+    calls = []
+
+    def measured(run):
+        calls.append(1)
+        return {"fp32": {"seconds": 1.0, "loss": 10.0}, "bf16": {"seconds": bf16_seconds, "loss": bf16_loss}}
+
+    monkeypatch.setattr(calibration, "measure", measured)
+    img = dreamstyle.stylize(image_files.content, image_files.style, precision="auto", **FAST)
+    assert img.info["dreamstyle"]["precision"] == expected and calls == [1]
+    again = dreamstyle.stylize(image_files.content, image_files.style, precision="auto", **FAST)
+    assert again.info["dreamstyle"]["precision"] == expected and calls == [1]  # cached per machine and network
+
+
+def test_the_calibration_really_measures_and_caches(calibration):
+    backbone = get_backbone("squeezenet1_1", "random", "cpu", "fp32")
+    extractor = backbone.extractor(["fire2", "fire5"])
+    choice = calibration.cpu_precision("squeezenet1_1", "random", extractor)
+    entry = next(iter(__import__("json").loads(calibration.cache_path().read_text()).values()))
+    assert choice == entry["choice"] in ("fp32", "bf16") and extractor.precision == "fp32"
+    assert entry["fp32"]["seconds"] > 0 and entry["bf16"]["seconds"] > 0
+    assert entry["bf16"]["loss"] == pytest.approx(entry["fp32"]["loss"], rel=0.1)  # bf16 computes the same loss

@@ -45,6 +45,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def network_precision(precision: str, device: torch.device, model: str, weights: object,
+                      taps: list[str]) -> str:
+    """What ``precision`` means for this network here: as given, or for ``auto`` bf16 on CUDA GPUs that
+    support it, and on CPU whatever a one-time measurement on this processor found faster at an equal
+    loss (see calibrate.py)."""
+    check_precision(precision)
+    if precision != "auto" or device.type != "cpu":
+        return resolve_precision(precision, device)
+    from .backbones import get_backbone
+    from .calibrate import cpu_precision
+
+    extractor = get_backbone(model, weights, device, "fp32").extractor(taps)
+    return cpu_precision(model, None if weights is None else str(weights), extractor)
+
+
 def prepare_cpu() -> None:
     """Flush denormal floats to zero: long CPU runs otherwise slow down up to 40x as values shrink."""
     torch.set_flush_denormal(True)

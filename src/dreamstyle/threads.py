@@ -101,6 +101,8 @@ def govern(run: Any) -> None:
     if os.environ.get("DREAMSTYLE_THREADS", "auto") == "fixed":
         return
     g = governor()
+    if g.ceiling <= 1:
+        return  # one thread already (OMP_NUM_THREADS=1, or a one-core machine): nothing to govern
     target = getattr(run, "parent", None) or run
     if any(s is g for s, _ in target.subscribers):
         return

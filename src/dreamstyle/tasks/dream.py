@@ -26,7 +26,7 @@ from ..images import as_image, check_output_path, resized_tensor, save_image, to
 from ..objectives.dream import DreamLoss, parse_targets, resolve_channels
 from ..optimize.ascent import ascend
 from ..optimize.memory import check_fits
-from ..runtime import prepare_cpu, resolve_device, resolve_precision
+from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import DreamSettings, ZoomSettings, as_params
 from ..threads import govern
 
@@ -48,7 +48,9 @@ class Dreamer:
         self.device = resolve_device(s.device)
         if self.device.type == "cpu":
             prepare_cpu()
-        self.backbone = get_backbone(s.model, s.weights, self.device, resolve_precision(s.precision, self.device))
+        taps = [t.tap for t in self.targets]
+        precision = network_precision(s.precision, self.device, s.model, s.weights, taps)
+        self.backbone = get_backbone(s.model, s.weights, self.device, precision)
         self.extractor: FeatureExtractor = self.backbone.extractor([t.tap for t in self.targets])
 
     @property

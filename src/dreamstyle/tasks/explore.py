@@ -30,7 +30,7 @@ from ..errors import SettingError, UserError
 from ..events import Run, guarded
 from ..images import as_image, check_output_path, resized_tensor, save_image, to_image
 from ..optimize.memory import check_fits
-from ..runtime import prepare_cpu, resolve_device, resolve_precision
+from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import ExploreSettings, as_params
 from ..threads import govern
 from .sheet import grid
@@ -197,7 +197,7 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
     dev = resolve_device(s.device)
     if dev.type == "cpu":
         prepare_cpu()
-    backbone = get_backbone(s.model, s.weights, dev, resolve_precision(s.precision, dev))
+    backbone = get_backbone(s.model, s.weights, dev, network_precision(s.precision, dev, s.model, s.weights, [tap]))
     info = backbone.resolve([tap])[0]
     chosen = _check_channels(s.channels, info.channels, tap) if s.channels is not None else None
     cells_wanted = len(chosen) if chosen is not None else min(s.count, info.channels)

@@ -30,7 +30,7 @@ from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss
 from ..objectives.dream import DreamLoss, DreamTarget, parse_targets, resolve_channels
 from ..optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
 from ..optimize.memory import check_fits
-from ..runtime import prepare_cpu, resolve_device, resolve_precision
+from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import INITS, StylizeSettings, as_params, parse_taps
 from ..threads import govern
 
@@ -111,7 +111,7 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
     _check_big_enough(content_img, [img for img, _ in style_imgs], sizes, s.style_scale, need, s.model)
 
     device = resolve_device(s.device)
-    precision = resolve_precision(s.precision, device)
+    precision = network_precision(s.precision, device, s.model, s.weights, all_taps)
     if device.type == "cpu":
         prepare_cpu()
     backbone: Backbone = get_backbone(s.model, s.weights, device, precision, s.pooling)
