@@ -1,4 +1,4 @@
-"""Tap discovery (needs torch): trace a network with torchvision's feature extraction on the meta device.
+"""Tap discovery (needs torch): trace a network on the meta device (tracing.py) and list its 4-D outputs.
 
 ``python -m dreamstyle.backbones.discover`` rewrites ``taps.json``, the table that lets ``layers`` and
 every option check name taps without importing torch; a test checks the table matches discovery.
@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 import math
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import fx, nn
-from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
-from .pooling import ScaledAvgPool2d
 from .spec import BackboneSpec, Tap
+from .tracing import extract, node_names
 
 TABLE = Path(__file__).with_name("taps.json")
 MAX_MIN_SIDE = 512  # searched up to this many pixels
@@ -34,11 +32,8 @@ def prepare(model: nn.Module) -> nn.Module:
 
 
 def trace(model: nn.Module, nodes: Any) -> fx.GraphModule:
-    """torchvision's feature extractor for ``nodes``: the graph is cut after the last one needed."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torchvision's note that train and eval graphs differ
-        return create_feature_extractor(model, {n: n for n in nodes},
-                                        tracer_kwargs={"leaf_modules": [ScaledAvgPool2d]})
+    """The feature extractor for ``nodes``: the graph is cut after the last one needed."""
+    return extract(model, nodes)
 
 
 def _reached(graph: fx.GraphModule, side: int) -> set[str]:
@@ -63,9 +58,7 @@ def discover_taps(spec: BackboneSpec) -> tuple[Tap, ...]:
     """Every tappable 4-D output of the network in forward order, with its smallest valid input. No weights."""
     with torch.device("meta"):  # shapes only: no memory, no slow weight init
         model = prepare(spec.build())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nodes = [n for n in get_graph_node_names(model)[1] if n != "x"]
+    nodes = node_names(model)
     order = {n: i for i, n in enumerate(nodes)}
     # Whole blocks too ('layer2', 'blocks.5'): a block's output is its last node.
     targets = {n: n for n in nodes}
