@@ -34,6 +34,8 @@ marks = {"imports_start": time.time()}
 import dreamstyle, dreamstyle.tasks.stylize as task, dreamstyle.images as images
 from dreamstyle.events import Run, Step
 from dreamstyle.settings import StylizeSettings, make
+from dreamstyle.runtime import defer_dynamo
+defer_dynamo()  # as the dreamstyle command does
 marks["imports_done"] = time.time()
 real_save, saving = task.save_image, []
 def timed_save(*args, **kwargs):

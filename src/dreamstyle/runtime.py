@@ -60,6 +60,23 @@ def network_precision(precision: str, device: torch.device, model: str, weights:
     return cpu_precision(model, None if weights is None else str(weights), extractor)
 
 
+def defer_dynamo() -> None:
+    """For the command line: build torch.optim optimizers without importing torch._dynamo.
+
+    ``Optimizer.add_param_group`` and ``zero_grad`` are wrapped so that torch.compile skips them, and
+    that wrapper imports torch._dynamo (about 1.4 s) on first use, which the default L-BFGS run never
+    needs. Marking them as already handled skips the import. Only the ``dreamstyle`` command does
+    this, never the library: a program that compiles its own optimizer code keeps torch as it is."""
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in ("add_param_group", "zero_grad"):
+        raw = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
+        if raw is not None and not hasattr(raw, "__dynamo_disable"):
+            raw.__dynamo_disable = raw
+
+
 def prepare_cpu() -> None:
     """Flush denormal floats to zero: long CPU runs otherwise slow down up to 40x as values shrink."""
     torch.set_flush_denormal(True)

@@ -167,14 +167,18 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
     from ..api import stylize
+    from ..runtime import defer_dynamo
 
+    defer_dynamo()
     stylize(args.content, args.styles, output=args.output, progress=not args.quiet, **_settings(args))
     return _wrote(args)
 
 
 def _cmd_sheet(args: argparse.Namespace) -> int:
     from ..api import sheet
+    from ..runtime import defer_dynamo
 
+    defer_dynamo()
     sheet(args.content, args.styles, args.sweep, args.output, progress=not args.quiet, **_settings(args))
     return _wrote(args)
 
