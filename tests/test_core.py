@@ -457,3 +457,31 @@ def test_the_calibration_really_measures_and_caches(calibration):
     assert choice == entry["choice"] in ("fp32", "bf16") and extractor.precision == "fp32"
     assert entry["fp32"]["seconds"] > 0 and entry["bf16"]["seconds"] > 0
     assert entry["bf16"]["loss"] == pytest.approx(entry["fp32"]["loss"], rel=0.1)  # bf16 computes the same loss
+
+
+@pytest.mark.parametrize("heading, classes", [("## Stylize", [S.StylizeSettings]),
+                                              ("## Deep Dream", [S.DreamSettings, S.ZoomSettings])])
+def test_the_readme_tables_give_the_settings_defaults(heading, classes):
+    """Where a README table row names its options and their defaults, they are the settings' defaults."""
+    import re
+
+    text = (Path(__file__).parents[1] / "README.md").read_text().split(heading, 1)[1]
+    rows = [line.replace("\\|", "/") for line in text.splitlines() if line.startswith("| `--")]
+    defaults = {S.flag_of(cls, f.name): f.default for cls in classes for f, _ in S.options(cls)}
+    checked = 0
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        flags = [f for f in re.findall(r"`(--[a-z0-9-]+)", cells[0]) if defaults.get(f) is not None]
+        shown = [a or b for a, b in re.findall(r"`([^`]+)`|\b(\d+(?:\.\d+)?)\b", cells[-1])]
+        if not flags or len(shown) != len(flags):
+            continue
+        for flag, value in zip(flags, shown):
+            expected = defaults[flag]
+            if isinstance(expected, bool):
+                assert value == ("on" if expected else "off"), (flag, value)
+            elif isinstance(expected, (int, float)):
+                assert float(value) == float(expected), (flag, value, expected)
+            else:
+                assert value == str(expected), (flag, value, expected)
+            checked += 1
+    assert checked >= 8  # the check really covers most of the table
