@@ -20,7 +20,7 @@ from dreamstyle.tasks import stylize as stylize_task
 
 LITE0_STYLE = ["stem", "blocks.1", "blocks.3", "blocks.5", "blocks.8"]
 BASE = dict(size=64, iterations=12, seed=0, progress=False, style_layers=LITE0_STYLE, content_layers=["blocks.8"],
-            content_weight=1.0, style_weight=1e3, tv_weight=1.0, pyramid=False)
+            content_weight=1.0, style_weight=1e3, tv_weight=1.0, pyramid=False, style_loss="gram")
 
 
 def run(content, styles, **kwargs) -> Image.Image:

@@ -21,7 +21,7 @@ from dreamstyle.optimize import optimize_image, pyramid_sizes, split_iterations
 from dreamstyle.tasks import stylize as stylize_task
 
 # Explicit loss weights and taps, so that tuning the defaults does not change what these tests measure.
-WEIGHTS = dict(content_weight=1.0, style_weight=1e3, tv_weight=1.0)
+WEIGHTS = dict(content_weight=1.0, style_weight=1e3, tv_weight=1.0, style_loss="gram")
 LITE0_STYLE = ["stem", "blocks.1", "blocks.3", "blocks.5", "blocks.8"]
 LITE0_CONTENT = ["blocks.8"]
 

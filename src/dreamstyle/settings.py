@@ -94,8 +94,8 @@ class StylizeSettings(NetworkSettings):
                                          metavar="TAP[:W]", default_text="per network", sweep=False)
     content_layers: list[str] | None = opt(None, "content taps with optional weights, e.g. relu4_2", "taps",
                                            metavar="TAP[:W]", default_text="per network", sweep=False)
-    style_loss: str = opt("gram", "style statistic: Gram matrices, mean+covariance (Wasserstein-2) or mean+std",
-                          "choice", choices=STYLE_LOSSES)
+    style_loss: str | None = opt(None, "style statistic: Gram matrices, mean+covariance (Wasserstein-2) or "
+                                 "mean+std", "choice", choices=STYLE_LOSSES, default_text="per network")
     smooth: str | None = opt(None, "tame peaky deep taps (SWAG): softmax over positions, or down-scaling",
                              "choice", choices=SMOOTHING, default_text="per network")
     pooling: str = opt("max", "avg swaps max pooling for rescaled average pooling", "choice", choices=POOLINGS)

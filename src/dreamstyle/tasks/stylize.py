@@ -38,7 +38,7 @@ ImageLike = str | os.PathLike | Image.Image
 
 # Loss weights for dreamstyle's normalized losses; a backbone may override them in its spec.
 DEFAULTS: dict[str, Any] = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 100.0, "iterations": 180,
-                            "smooth": "none"}
+                            "smooth": "none", "style_loss": "gram"}
 # A --dream weight of 1 means this much beside style_weight 1e3: a visible but light dream (chosen by eye).
 DREAM_SCALE = 100.0
 # A mirrored margin around the image as the network sees it (2 px per 128, at most this). Without it
@@ -63,6 +63,7 @@ class Prepared:
     weights: dict[str, float]  # content, style, tv: resolved
     iterations: int
     smooth: str
+    style_loss: str
     device: torch.device
     extractor: FeatureExtractor
     output: Path | None
@@ -81,6 +82,7 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
                for k in ("content_weight", "style_weight", "tv_weight")}
     iterations = int(knobs["iterations"] if s.iterations is None else s.iterations)
     smooth = str(knobs["smooth"] if s.smooth is None else s.smooth)
+    style_loss = str(knobs["style_loss"] if s.style_loss is None else s.style_loss)
     check_settings(s.optimizer, s.lr, s.ema)
     out_path = check_output_path(output) if output is not None else None
     if s.save_every and out_path is None:
@@ -122,12 +124,12 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
         "dreamstyle": __version__, "command": "stylize", "content": content_name,
         "styles": [name for _, name in style_imgs],
         **as_params(s, style_blend=blend, **weights, style_layers=style_taps, content_layers=content_taps,
-                    smooth=smooth, iterations=iterations, precision=precision,
+                    smooth=smooth, style_loss=style_loss, iterations=iterations, precision=precision,
                     dream=[str(t) for t in dream_targets] or None),
     }
     return Prepared(s, content_img, [img for img, _ in style_imgs], blend, masks, init_image, style_taps,
-                    content_taps, dream_targets, weights, iterations, smooth, device, extractor, out_path, params,
-                    sizes, split_iterations(iterations, sizes))
+                    content_taps, dream_targets, weights, iterations, smooth, style_loss, device, extractor, out_path,
+                    params, sizes, split_iterations(iterations, sizes))
 
 
 def run(p: Prepared, events: Run) -> Image.Image:
@@ -171,7 +173,7 @@ def run(p: Prepared, events: Run) -> Image.Image:
                                                         for m in p.masks]
             terms: list[tuple[Any, float]] = [
                 (ContentLoss(p.content_taps, content_feats), p.weights["content_weight"]),
-                (StyleLoss(p.style_taps, style_feats, p.blend, s.style_loss, level_masks, p.smooth),
+                (StyleLoss(p.style_taps, style_feats, p.blend, p.style_loss, level_masks, p.smooth),
                  p.weights["style_weight"]),
                 (TVLoss(), p.weights["tv_weight"]),
             ]
