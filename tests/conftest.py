@@ -47,6 +47,20 @@ def stripes(size: int = SMALL) -> Image.Image:
     return Image.fromarray(np.stack([r, g, b], -1).astype(np.uint8))
 
 
+def ctrl_c_at_step(monkeypatch, n: int) -> None:
+    """Every run's ``n``-th step event is followed by a Ctrl-C (KeyboardInterrupt), as a user would press it."""
+    from dreamstyle.events import Run
+
+    real = Run.step
+
+    def step(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        if self.done == n:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "step", step)
+
+
 @pytest.fixture(scope="session")
 def image_files(tmp_path_factory) -> SimpleNamespace:
     """Paths of small PNGs: content (chelsea), astronaut, coffee, style (rocket) and stripes (synthetic)."""

@@ -17,9 +17,10 @@ import pytest
 from PIL import Image
 
 import dreamstyle
+from conftest import ctrl_c_at_step
 from dreamstyle import settings as S
 from dreamstyle.errors import RunError, UserError
-from dreamstyle.events import Interrupted, Run
+from dreamstyle.events import Interrupted
 from dreamstyle.frontends import cli as dreamstyle_cli
 from dreamstyle.images import load_image, read_params, save_image
 from dreamstyle.optimize import memory
@@ -242,14 +243,7 @@ def test_sigterm_keeps_the_best_image_and_says_so(image_files, tmp_path):
 
 
 def test_ctrl_c_in_the_first_zoom_frame_keeps_it(image_files, tmp_path, monkeypatch):
-    real = Run.step
-
-    def step(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        if self.done == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Run, "step", step)
+    ctrl_c_at_step(monkeypatch, 2)
     out = tmp_path / "z.gif"
     with pytest.raises(Interrupted) as info:
         dreamstyle.dream_zoom(image_files.astronaut, out, frames=4, frame_iterations=1, size=64, octaves=2,
@@ -275,14 +269,7 @@ def test_sheet_refuses_a_bad_sweep_value_before_any_work(image_files, tmp_path, 
 
 
 def test_ctrl_c_in_a_sheet_keeps_the_finished_cells(image_files, tmp_path, monkeypatch):
-    real = Run.step
-
-    def step(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        if self.done == 5:  # in the third cell (2 steps per cell)
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Run, "step", step)
+    ctrl_c_at_step(monkeypatch, 5)  # in the third cell (2 steps per cell)
     out = tmp_path / "s.png"
     with pytest.raises(Interrupted) as info:
         dreamstyle.sheet(image_files.content, image_files.style, ["tv-weight=0,10,100"], out, size=64, iterations=2,

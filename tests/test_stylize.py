@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 import dreamstyle
+from conftest import ctrl_c_at_step
 from dreamstyle.backbones import Backbone
 from dreamstyle.errors import RunError, UserError
-from dreamstyle.events import Run
 from dreamstyle.frontends import cli as dreamstyle_cli
 from dreamstyle.images import load_image, read_params, to_tensor
 from dreamstyle.objectives import Objective, StyleLoss, TVLoss
@@ -240,20 +240,8 @@ def test_optimize_image_interrupt_keeps_best(lite0, image_files):
     assert result.loss == min(result.history) < math.inf
 
 
-def interrupt_at_third_step(monkeypatch):
-    """Every run's third step event is a Ctrl-C."""
-    real = Run.step
-
-    def step(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        if self.done == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Run, "step", step)
-
-
 def test_stylize_interrupt_saves_best_image(image_files, tmp_path, monkeypatch):
-    interrupt_at_third_step(monkeypatch)
+    ctrl_c_at_step(monkeypatch, 3)
     out = tmp_path / "out.png"
     with pytest.raises(dreamstyle.Interrupted) as info:
         run(image_files.content, image_files.style, output=out, iterations=20)
@@ -268,7 +256,7 @@ def test_stylize_interrupt_saves_best_image(image_files, tmp_path, monkeypatch):
 
 
 def test_cli_interrupt_exit_code(image_files, tmp_path, monkeypatch, capsys):
-    interrupt_at_third_step(monkeypatch)
+    ctrl_c_at_step(monkeypatch, 3)
     out = tmp_path / "out.png"
     code = dreamstyle_cli.main(["stylize", str(image_files.content), str(image_files.style), "-o", str(out),
                                 "--size", "64", "--iterations", "20", "--quiet"])
