@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import dreamstyle
 from dreamstyle import dream, dream_zoom
@@ -203,6 +205,10 @@ def test_zoom_animation_has_the_requested_frames(image_files, tmp_path, suffix):
     # successive frames differ (the zoom moves), and each is the requested size
     assert all(f.size == frames[0].size for f in frames)
     assert np.abs(np.asarray(frames[1], np.float32) - np.asarray(frames[2], np.float32)).mean() > 1.0
+    if suffix == ".gif":  # the parameters name the photo, as a still dream's do
+        with Image.open(out) as gif:
+            params = json.loads(gif.info["comment"])
+        assert params["image"] == str(image_files.astronaut) and params["frames"] == 5
 
 
 @pytest.mark.parametrize("kwargs, match", [

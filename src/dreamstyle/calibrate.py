@@ -95,10 +95,10 @@ def choose(measured: dict) -> str:
     return "bf16" if close and bf16["seconds"] <= FASTER * fp32["seconds"] else "fp32"
 
 
-def cpu_precision(model: str, weights: str | None, extractor: FeatureExtractor) -> str:
-    """The precision ``auto`` means for this network on this CPU: cached, or measured now on
-    ``extractor`` (the run's own taps; its ``precision`` attribute is switched while measuring).
-    ``DREAMSTYLE_CPU_PRECISION=fp32|bf16`` skips the measurement."""
+def cpu_precision(model: str, weights: str | None, make_extractor: Callable[[], FeatureExtractor]) -> str:
+    """The precision ``auto`` means for this network on this CPU: cached, or measured now on the extractor
+    ``make_extractor()`` builds (only then: the run's own taps; its ``precision`` attribute is switched
+    while measuring). ``DREAMSTYLE_CPU_PRECISION=fp32|bf16`` skips the measurement."""
     fixed = os.environ.get("DREAMSTYLE_CPU_PRECISION")
     if fixed in ("fp32", "bf16"):
         return fixed
@@ -106,6 +106,7 @@ def cpu_precision(model: str, weights: str | None, extractor: FeatureExtractor) 
     data = _read()
     if key in data and data[key].get("choice") in ("fp32", "bf16"):
         return data[key]["choice"]
+    extractor = make_extractor()
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, SIZE, SIZE, generator=generator)
     original = getattr(extractor, "precision", "fp32")

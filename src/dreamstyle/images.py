@@ -115,10 +115,18 @@ def resize_long_side(img: Image.Image, size: int) -> Image.Image:
     """Resize with LANCZOS so the long side is `size`, keeping the aspect ratio (each side >= 1)."""
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
         raise _fail(f"invalid image size {size!r}; use a positive whole number of pixels")
-    size = int(size)
+    return img.resize(long_side_size(img, int(size)), Image.Resampling.LANCZOS)
+
+
+def long_side_size(img: Image.Image, size: int) -> tuple[int, int]:
+    """(width, height) of ``img`` with its long side at ``size`` (each side >= 1), as resize_long_side makes it."""
     w, h = img.size
-    new = (size, max(1, round(h * size / w))) if w >= h else (max(1, round(w * size / h)), size)
-    return img.resize(new, Image.Resampling.LANCZOS)
+    return (size, max(1, round(h * size / w))) if w >= h else (max(1, round(w * size / h)), size)
+
+
+def short_side(img: Image.Image, size: int) -> int:
+    """The short side of ``img`` once its long side is ``size``."""
+    return min(long_side_size(img, size))
 
 
 def as_image(image: str | os.PathLike | Image.Image, what: str) -> tuple[Image.Image, str]:

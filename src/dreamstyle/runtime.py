@@ -56,8 +56,8 @@ def network_precision(precision: str, device: torch.device, model: str, weights:
     from .backbones import get_backbone
     from .calibrate import cpu_precision
 
-    extractor = get_backbone(model, weights, device, "fp32").extractor(taps)
-    return cpu_precision(model, None if weights is None else str(weights), extractor)
+    return cpu_precision(model, None if weights is None else str(weights),
+                         lambda: get_backbone(model, weights, device, "fp32").extractor(taps))
 
 
 def defer_dynamo() -> None:

@@ -165,8 +165,9 @@ class ExploreSettings(NetworkSettings):
     iterations: int = opt(96, "optimization steps per picture", "int", minimum=1, maximum=10**5)
 
 
-COMMANDS: dict[str, type] = {"stylize": StylizeSettings, "dream": DreamSettings, "zoom": ZoomSettings,
-                             "explore": ExploreSettings, "sheet": StylizeSettings}
+# Each command's settings classes (what its options are made from).
+COMMANDS: dict[str, tuple[type, ...]] = {"stylize": (StylizeSettings,), "sheet": (StylizeSettings,),
+                                         "dream": (DreamSettings, ZoomSettings), "explore": (ExploreSettings,)}
 
 
 # --- reading the definitions ---------------------------------------------------------------------
@@ -183,10 +184,6 @@ def flag_of(cls: type, name: str) -> str:
         if f.name == name:
             return o.flag or "--" + name.replace("_", "-")
     return "--" + name.replace("_", "-")
-
-
-def defaults(cls: type) -> dict[str, Any]:
-    return {f.name: f.default for f, _ in options(cls)}
 
 
 def make(cls: type, values: Mapping[str, Any]) -> Any:
@@ -383,5 +380,5 @@ def split(values: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
 
 
 __all__ = ["Opt", "NetworkSettings", "StylizeSettings", "DreamSettings", "ZoomSettings", "ExploreSettings",
-           "COMMANDS", "options", "flag_of", "defaults", "make", "check", "check_value", "parse_taps",
+           "COMMANDS", "options", "flag_of", "make", "check", "check_value", "parse_taps",
            "parse_text", "sweepable", "as_params", "signature_of", "split"]

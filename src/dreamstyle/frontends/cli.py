@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
+from ..settings import COMMANDS as SETTINGS_OF
 from ..settings import DreamSettings, ExploreSettings, Opt, StylizeSettings, ZoomSettings, check_value, flag_of, options
 
 _SUPPRESS = argparse.SUPPRESS
@@ -255,14 +256,12 @@ def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file:
 
 COMMANDS = {"stylize": _cmd_stylize, "sheet": _cmd_sheet, "layers": _cmd_layers, "models": _cmd_models,
             "dream": _cmd_dream, "explore": _cmd_explore}
-_CLASSES = {"stylize": (StylizeSettings,), "sheet": (StylizeSettings,), "dream": (DreamSettings, ZoomSettings),
-            "explore": (ExploreSettings,)}
 
 
 def _flag_namer(command: str | None) -> Callable[[str], str]:
     """Setting name -> this command's flag, for re-wording the API's messages."""
     def name(setting: str) -> str:
-        for cls in _CLASSES.get(command or "", ()):
+        for cls in SETTINGS_OF.get(command or "", ()):
             if any(f.name == setting for f, _ in options(cls)):
                 return "MODEL" if command == "explore" and setting == "model" else flag_of(cls, setting)
         return "--" + setting.replace("_", "-")

@@ -101,8 +101,7 @@ def check_fits(module: nn.Module, image: Image.Image, long_side: int, device: to
     need = BASE_BYTES + per * elements * batch + extra_bytes
 
     def fix(have: float) -> str:
-        room = max(have - BASE_BYTES - extra_bytes, 0.0) / max(need - BASE_BYTES - extra_bytes, 1.0)
-        fitting = int(long_side * math.sqrt(room) // 16 * 16)
+        fitting = largest_fitting_size(long_side, need - extra_bytes, have - extra_bytes)
         return f"use {{{setting}}} {fitting} or less, or {lighter}" if fitting >= 16 else f"use {lighter}"
 
     require(need, device, setting, what, fix)

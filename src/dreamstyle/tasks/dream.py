@@ -18,11 +18,11 @@ from PIL import Image
 
 from .. import __version__
 from ..animation import ANIMATION_FORMATS, check_animation_path, save_animation
-from ..backbones import FeatureExtractor, get_backbone, min_side
+from ..backbones import FeatureExtractor, get_backbone, get_spec, min_side
 from ..color import combine_luminance, match_color
 from ..errors import SettingError, UserError
 from ..events import Child, Run, guarded
-from ..images import as_image, check_output_path, resized_tensor, save_image, to_image, to_tensor
+from ..images import as_image, check_output_path, resized_tensor, save_image, short_side, to_image, to_tensor
 from ..objectives.dream import DreamLoss, parse_targets, resolve_channels
 from ..optimize.ascent import ascend
 from ..optimize.memory import check_fits
@@ -43,26 +43,25 @@ class Dreamer:
         s = settings
         self.settings = s
         self.targets = parse_targets(s.targets, s.model)
-        self.need = min_side(self.backbone_spec, [t.tap for t in self.targets])  # checks tap names too
+        taps = [t.tap for t in self.targets]
+        self.need = min_side(get_spec(s.model), taps)  # checks tap names too
         self.guide = None if s.guide is None else as_image(s.guide, "guide")
         self.device = resolve_device(s.device)
         if self.device.type == "cpu":
             prepare_cpu()
-        taps = [t.tap for t in self.targets]
         precision = network_precision(s.precision, self.device, s.model, s.weights, taps)
         self.backbone = get_backbone(s.model, s.weights, self.device, precision)
-        self.extractor: FeatureExtractor = self.backbone.extractor([t.tap for t in self.targets])
+        self.extractor: FeatureExtractor = self.backbone.extractor(taps)
 
-    @property
-    def backbone_spec(self):  # noqa: ANN201 - a BackboneSpec
-        from ..backbones import get_spec
-
-        return get_spec(self.settings.model)
+    def params(self, image_name: str, size: int) -> dict[str, Any]:
+        """The parameters a dream of this photo records (targets with their channels chosen)."""
+        return {"dreamstyle": __version__, "command": "dream", "image": image_name,
+                **as_params(self.settings, targets=[str(t) for t in self.targets], size=size,
+                            guide=None if self.guide is None else self.guide[1])}
 
     def check_size(self, image: Image.Image, sizes: list[int]) -> None:
         """The smallest octave must reach the deepest target tap: refuse up front, in one line."""
-        w, h = image.size
-        short = max(1, round(min(w, h) * sizes[0] / max(w, h)))
+        short = short_side(image, sizes[0])
         if short < self.need:
             raise SettingError("octaves", f"make the smallest octave {short} px on its short side, too small for "
                                f"{self.settings.model} at these taps (at least {self.need} px); use fewer "
@@ -139,9 +138,7 @@ def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike |
     dreamer.check_size(photo, sizes)
     dreamer.check_memory(photo, size, s.tile)
     dreamer.fix_channels(photo)
-    params = {"dreamstyle": __version__, "command": "dream", "image": name,
-              **as_params(s, targets=[str(t) for t in dreamer.targets], size=size,
-                          guide=None if dreamer.guide is None else dreamer.guide[1])}
+    params = dreamer.params(name, size)
     events = events or Run("dream", 0)
     if not isinstance(events, Child):
         events.total = len(sizes) * s.iterations
@@ -202,7 +199,7 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
     started = time.perf_counter()
     out_path = check_animation_path(output)
     dreamer = Dreamer(settings)
-    photo, _ = as_image(image, "image")
+    photo, name = as_image(image, "image")
     size = max(photo.size) if settings.size is None else settings.size
     first_steps = len(octave_sizes(size, settings)) * settings.iterations
     events = events or Run("dream --zoom", 0)
@@ -227,10 +224,10 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
             kept = getattr(exc, "image", None)
             if kept is not None:
                 images.append(kept)
-                used.update(params_of(settings, dreamer, size))
+                used.update(dreamer.params(name, size))
             raise KeyboardInterrupt from None  # the zoom's guard writes the animation
         images.append(first)
-        used.update(first.info["dreamstyle"])
+        used.update(first.info["dreamstyle"], image=name)  # the photo was passed on loaded: keep its name
         generator = torch.Generator().manual_seed(settings.seed + 1)
         current = to_tensor(first).to(dreamer.device)
         loss = dreamer.loss_at(max(current.shape[-2:]))
@@ -245,11 +242,6 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
         save_animation(images, out_path, zoom.fps, params)
     events.finish(images[-1], out_path, params)
     return images
-
-
-def params_of(settings: DreamSettings, dreamer: Dreamer, size: int) -> dict[str, Any]:
-    return {"dreamstyle": __version__, "command": "dream",
-            **as_params(settings, targets=[str(t) for t in dreamer.targets], size=size)}
 
 
 __all__ = ["dream", "dream_zoom", "Dreamer", "octave_sizes"]

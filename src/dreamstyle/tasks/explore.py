@@ -28,7 +28,7 @@ from .. import __version__
 from ..backbones import FeatureExtractor, get_backbone, min_side
 from ..errors import SettingError, UserError
 from ..events import Run, guarded
-from ..images import as_image, check_output_path, resized_tensor, save_image, to_image
+from ..images import as_image, check_output_path, resized_tensor, save_image, short_side, to_image
 from ..optimize.memory import check_fits
 from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import ExploreSettings, as_params
@@ -36,7 +36,6 @@ from ..threads import govern
 from .sheet import grid
 
 MAX_CELLS = 64  # channels per grid
-MIN_SIZE = 32  # pixels
 FEATURE_SIZE = 128  # default cell size of feature visualizations
 IMAGE_SIZE = 256  # default long side of the photo in image mode
 
@@ -189,7 +188,7 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
     if s.image is not None:
         photo = as_image(s.image, "image")[0]
         image_name = "<image>" if isinstance(s.image, Image.Image) else str(s.image)
-    short = size if photo is None else max(1, round(min(photo.size) * size / max(photo.size)))
+    short = size if photo is None else short_side(photo, size)
     if short < need:
         raise SettingError("size", f"of {size} px is too small for tap {tap} of {s.model}, which needs at least "
                            f"{need} px on the short side; use a larger size")

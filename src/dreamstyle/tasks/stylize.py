@@ -25,7 +25,16 @@ from ..backbones import Backbone, FeatureExtractor, get_backbone, get_spec, min_
 from ..color import combine_luminance, luminance_rgb, match_color, match_luminance
 from ..errors import SettingError, UserError
 from ..events import Child, Event, Preview, Run, guarded
-from ..images import as_image, check_output_path, load_image, resized_tensor, save_image, to_image, to_tensor
+from ..images import (
+    as_image,
+    check_output_path,
+    load_image,
+    resized_tensor,
+    save_image,
+    short_side,
+    to_image,
+    to_tensor,
+)
 from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss
 from ..objectives.dream import DreamLoss, DreamTarget, parse_targets, resolve_channels
 from ..optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
@@ -266,21 +275,16 @@ def _is_number(text: object) -> bool:
     return True
 
 
-def _short_side(img: Image.Image, long_side: int) -> int:
-    w, h = img.size
-    return max(1, round(min(w, h) * long_side / max(w, h)))
-
-
 def _check_big_enough(content: Image.Image, styles: list[Image.Image], sizes: list[int], style_scale: float,
                       need: int, model: str) -> None:
     """Every image the network will see must reach the deepest tap used: refuse up front, in one line."""
     smallest = sizes[0]
-    if _short_side(content, smallest) < need:
-        raise SettingError("size", f"gives an image of {_short_side(content, smallest)} px on its short side at "
+    if short_side(content, smallest) < need:
+        raise SettingError("size", f"gives an image of {short_side(content, smallest)} px on its short side at "
                            f"{smallest} px, too small for {model}, whose taps need at least {need} px; "
                            "use a larger size")
     for img in styles:
-        side = _short_side(img, max(1, round(smallest * style_scale)))
+        side = short_side(img, max(1, round(smallest * style_scale)))
         if side < need:
             raise SettingError("style_scale", f"makes a style image {side} px on its short side, too small for "
                                f"{model}, whose taps need at least {need} px; use a larger size or style_scale")
