@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from dreamstyle.tasks import stylize as stylize_task
 WEIGHTS = dict(content_weight=1.0, style_weight=1e3, tv_weight=1.0, style_loss="gram")
 LITE0_STYLE = ["stem", "blocks.1", "blocks.3", "blocks.5", "blocks.8"]
 LITE0_CONTENT = ["blocks.8"]
+EXAMPLES = Path(dreamstyle.__file__).parent / "examples"  # bundled with the package
 
 
 def run(content, styles, **kwargs) -> Image.Image:
@@ -398,3 +400,26 @@ def test_image_too_small_for_network_is_dreamstyle_error(image_files):
     with pytest.raises(UserError, match="too small"):
         run(image_files.content, image_files.style, model="squeezenet1_1", weights="random", size=16,
             style_layers=["fire9"], content_layers=["fire9"])
+
+
+def _edge_ratios(image: Image.Image, rows: int = 2) -> list[float]:
+    """Fine detail (mean |Laplacian|) of the top and bottom rows and the left and right columns,
+    each relative to the inside's."""
+    x = pixels(image)
+    p = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    lap = np.abs(4 * x - p[:-2, 1:-1] - p[2:, 1:-1] - p[1:-1, :-2] - p[1:-1, 2:]).mean(2)
+    inside = lap[8:-8, 8:-8].mean()
+    return [float(e.mean() / inside) for e in (lap[:rows], lap[-rows:], lap[:, :rows], lap[:, -rows:])]
+
+
+def test_border_rows_are_styled_like_the_inside():
+    """The edge line (issue 6): on a flat photo every stroke comes from the style, so the rows and
+    columns at the border must carry about the inside's detail: no line of noise along one edge
+    (> 1.25) and no unstyled strip along the opposite one (< 0.8). Without the mirrored margin the
+    bottom rows come out unstyled, which shows the measure can fail."""
+    flat = Image.new("RGB", (320, 256), (128, 120, 110))
+    options = dict(size=256, iterations=40, seed=0, progress=False)
+    styled = dreamstyle.stylize(flat, EXAMPLES / "starry_night.jpg", **options)
+    assert all(0.8 < r < 1.25 for r in _edge_ratios(styled)), _edge_ratios(styled)
+    bare = dreamstyle.stylize(flat, EXAMPLES / "starry_night.jpg", edge_pad=False, **options)
+    assert min(_edge_ratios(bare)) < 0.75, _edge_ratios(bare)
