@@ -218,6 +218,12 @@ def test_show_params_of_plain_image(cli, runs):
 def test_models_lists_every_backbone(runs):
     proc = runs.started["models"][1].result()
     assert proc.returncode == 0, proc.stderr
-    names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+    lines = proc.stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("networks")))
+    end = lines.index(next(line for line in lines if line.startswith("bundled styles")))
+    names = [line.split()[0] for line in lines[start + 1:end]]
     assert names == list(SPECS)
-    assert "(default)" in next(line for line in proc.stdout.splitlines() if line.startswith("efficientnet_lite0"))
+    assert "(default)" in next(line for line in lines if line.strip().startswith("efficientnet_lite0"))
+    from dreamstyle.fastnet import bundled_styles
+
+    assert [line.strip() for line in lines[end + 1:]] == (list(bundled_styles()) or ["(none installed)"])

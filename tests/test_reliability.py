@@ -76,12 +76,20 @@ def base_argv(command: str, files, out: Path, zoom: bool = False) -> list[str]:
     if command == "dream":
         return ["dream", str(files.astronaut), "-o", str(out.with_suffix(".gif") if zoom else out), "--quiet",
                 *(["--zoom", "2"] if zoom else [])]
+    if command == "train":
+        return ["train", str(files.style), "--data", str(files.content.parent), "-o", str(out.with_suffix(".pt")),
+                "--max-steps", "1", "--size", "64", "--quiet"]
+    if command == "apply":
+        return ["apply", str(files.content), "-o", str(out), "--quiet"]
+    if command == "export":
+        return ["export", "starry_night", "--onnx", str(out.with_suffix(".onnx")), "--quiet"]
     return ["explore", "--tap", "blocks.3", "-o", str(out), "--quiet"]
 
 
 CASES = []
 for _command, _classes in (("stylize", [S.StylizeSettings]), ("dream", [S.DreamSettings, S.ZoomSettings]),
-                           ("explore", [S.ExploreSettings])):
+                           ("explore", [S.ExploreSettings]), ("train", [S.TrainSettings]),
+                           ("apply", [S.ApplySettings]), ("export", [S.ExportSettings])):
     for _cls in _classes:
         for _f, _o in S.options(_cls):
             if not _o.cli or (_command == "explore" and _f.name == "model"):

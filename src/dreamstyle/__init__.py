@@ -1,13 +1,15 @@
-"""dreamstyle: neural image stylization (Gatys style transfer on swappable networks, Deep Dream, explorer).
+"""dreamstyle: neural image stylization (Gatys style transfer on swappable networks, Deep Dream, explorer,
+and feed-forward style networks that train, apply and export to ONNX).
 
 Importing it is quick and does not import torch; the tasks import torch when a run starts.
 """
 
 __version__ = "0.1.0"
 
-from .api import dream, dream_zoom, explore, sheet, stylize  # noqa: E402
+from .api import apply, dream, dream_zoom, explore, export, sheet, stylize, train  # noqa: E402
 from .errors import DreamstyleError, RunError, SettingError, UserError  # noqa: E402
 from .events import CancelToken, Done, Interrupted, Preview, Step  # noqa: E402
 
-__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "Interrupted", "CancelToken", "Step", "Preview",
+__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export",
+           "Interrupted", "CancelToken", "Step", "Preview",
            "Done", "DreamstyleError", "UserError", "SettingError", "RunError", "__version__"]

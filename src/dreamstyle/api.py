@@ -1,4 +1,5 @@
-"""The public Python API: ``dreamstyle.stylize``, ``dream``, ``dream_zoom``, ``explore`` and ``sheet``.
+"""The public Python API: ``dreamstyle.stylize``, ``dream``, ``dream_zoom``, ``explore``, ``sheet``, and the
+feed-forward trio ``train``, ``apply`` and ``export``.
 
 A thin facade (torch-free to import): each function takes its keyword settings, whose defaults and
 checks come from :mod:`dreamstyle.settings`, and hands over to its task in :mod:`dreamstyle.tasks`.
@@ -15,10 +16,24 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Union
 
 from .events import CancelToken, Run, Subscriber
-from .settings import DreamSettings, ExploreSettings, StylizeSettings, ZoomSettings, make, signature_of, split
+from .settings import (
+    ApplySettings,
+    DreamSettings,
+    ExploreSettings,
+    ExportSettings,
+    StylizeSettings,
+    TrainSettings,
+    ZoomSettings,
+    make,
+    signature_of,
+    split,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from .fastnet.modelfile import StyleModel
+    from .tasks.export import ExportReport
 
 ImageLike = Union[str, os.PathLike, "Image.Image"]
 Path_ = str | os.PathLike | None
@@ -129,4 +144,53 @@ def sheet(content: ImageLike, styles: ImageLike | Sequence[ImageLike], sweeps: S
         return task.make_sheet(content, styles, sweeps, s, output, run)
 
 
-__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet"]
+_NO_OUTPUT = {f: v for f, v in _COMMON.items() if f != "output"}
+
+
+@signature_of(TrainSettings, _P("style", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
+              **_NO_OUTPUT)
+def train(style: ImageLike, output: str | os.PathLike, *, progress: bool = True, on_event: Subscriber | None = None,
+          preview_every: int = 0, cancel: CancelToken | None = None, **settings: Any) -> StyleModel:
+    """Train a feed-forward network for the painting ``style`` on the photos in ``data`` (Johnson et al. 2016).
+
+    ``output`` (a .pt file) is also the checkpoint: written every ``checkpoint_every`` steps, on Ctrl-C or
+    cancel, and at the end; ``resume=True`` continues from it. ``init``: fine-tune a trained model
+    (a bundled style name or a .pt) instead of starting from scratch.
+    """
+    s = make(TrainSettings, settings)
+    from .tasks import train as task
+
+    with _events("train", progress, on_event, preview_every, cancel) as run:
+        return task.train(style, s, output, run)
+
+
+@signature_of(ApplySettings, _P("images", _P.POSITIONAL_OR_KEYWORD), **_COMMON)
+def apply(images: ImageLike | Sequence[ImageLike], *, output: Path_ = None, progress: bool = True,
+          on_event: Subscriber | None = None, preview_every: int = 0, cancel: CancelToken | None = None,
+          **settings: Any) -> list[Image.Image]:
+    """Stylize photos with a trained network in one pass each: ``model`` is a bundled style, a .pt or an
+    .onnx file (.onnx needs only onnxruntime). ``images``: files, PIL images or folders; ``output``: a
+    file for one image, a folder for several."""
+    s = make(ApplySettings, settings)
+    from .tasks import apply as task
+
+    items = [images] if isinstance(images, (str, os.PathLike)) or not isinstance(images, Sequence) else images
+    with _events("apply", progress, on_event, preview_every, cancel) as run:
+        return task.apply(list(items), s, output, run)
+
+
+@signature_of(ExportSettings, _P("model", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
+              **_NO_OUTPUT)
+def export(model: str | os.PathLike, output: str | os.PathLike, *, progress: bool = True,
+           on_event: Subscriber | None = None, preview_every: int = 0, cancel: CancelToken | None = None,
+           **settings: Any) -> list[ExportReport]:
+    """Export a trained model (a bundled style name or a .pt) to ONNX with a dynamic height and width,
+    check onnxruntime's output against PyTorch's, and report the largest difference per file."""
+    s = make(ExportSettings, settings)
+    from .tasks import export as task
+
+    with _events("export", progress, on_event, preview_every, cancel) as run:
+        return task.export(model, output, s, run)
+
+
+__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export"]

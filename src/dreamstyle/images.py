@@ -30,6 +30,9 @@ PARAMS_KEY = "dreamstyle"  # PNG text-chunk key; prefix of the EXIF ImageDescrip
 _DESCRIPTION = 0x010E  # EXIF/TIFF ImageDescription tag
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
+# What a folder of photos (training data, a batch to apply a style to) is searched for.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"})
+
 
 def _fail(msg: str) -> UserError:
     """A UserError whose message is guaranteed to be one line."""

@@ -54,6 +54,7 @@ class Opt:
     sweep: bool = True  # may be swept by `dreamstyle sheet`
     cli: bool = True  # False: API only
     onoff: bool = False  # a bool written on/off on the command line
+    main: bool = False  # shown up front in the web page's form (the others fold away)
 
     @property
     def many(self) -> bool:
@@ -70,7 +71,7 @@ def opt(default: Any, help: str, kind: str, **meta: Any) -> Any:
 class NetworkSettings:
     """What every network-running command shares."""
 
-    model: str = opt(DEFAULT_BACKBONE, "backbone network (see `dreamstyle models`)", "model")
+    model: str = opt(DEFAULT_BACKBONE, "backbone network (see `dreamstyle models`)", "model", main=True)
     weights: str | None = opt(None, "the network's weights from a .pth/.safetensors state dict, or 'random' "
                               "for untrained weights", "path", default_text="bundled / torchvision's", sweep=False)
     device: str = opt("auto", "where to run", "choice", choices=DEVICES)
@@ -82,12 +83,13 @@ class NetworkSettings:
 
 @dataclass
 class StylizeSettings(NetworkSettings):
-    size: int = opt(512, "long side of the output in pixels", "int", minimum=1, maximum=MAX_SIDE)
+    size: int = opt(512, "long side of the output in pixels", "int", minimum=1, maximum=MAX_SIDE, main=True)
     style_blend: list[float] | None = opt(None, "blend weights, one per style image", "floats", flag="--style-weights",
                                           metavar="W", default_text="equal", sweep=False)
     content_weight: float | None = opt(None, "weight of the content loss", "float", minimum=0,
-                                       default_text="per network")
-    style_weight: float | None = opt(None, "weight of the style loss", "float", minimum=0, default_text="per network")
+                                       default_text="per network", main=True)
+    style_weight: float | None = opt(None, "weight of the style loss", "float", minimum=0, default_text="per network",
+                                     main=True)
     tv_weight: float | None = opt(None, "weight of the total-variation (smoothness) loss", "float", minimum=0,
                                   default_text="per network")
     style_layers: list[str] | None = opt(None, "style taps with optional weights, e.g. relu1_1 relu2_1:0.5", "taps",
@@ -100,12 +102,12 @@ class StylizeSettings(NetworkSettings):
                              "choice", choices=SMOOTHING, default_text="per network")
     pooling: str = opt("max", "avg swaps max pooling for rescaled average pooling", "choice", choices=POOLINGS)
     preserve_color: str = opt("none", "keep the content's colours: transfer luminance only, or recolour the "
-                              "style first", "choice", choices=PRESERVE_COLOR)
+                              "style first", "choice", choices=PRESERVE_COLOR, main=True)
     masks: list[str] | None = opt(None, "one grayscale mask per style, over the content (white: that style goes "
                                   "here)", "paths", metavar="MASK", sweep=False)
     optimizer: str = opt("lbfgs", "the optimizer", "choice", choices=OPTIMIZERS)
     iterations: int | None = opt(None, "optimizer steps in all", "int", minimum=1, maximum=10**6,
-                                 default_text="per network")
+                                 default_text="per network", main=True)
     lr: float | None = opt(None, "step size", "float", above=0, default_text="lbfgs 1.0, adam 0.02")
     ema: float = opt(0.0, "average the iterates with this decay, e.g. 0.9 (useful with adam)", "float", minimum=0,
                      maximum=0.999999, metavar="DECAY")
@@ -126,11 +128,11 @@ class StylizeSettings(NetworkSettings):
 class DreamSettings(NetworkSettings):
     targets: list[str] | None = opt(None, "what to amplify: TAP, TAP:12,40, TAP:strongest:8 or TAP:weakest:8, each "
                                     "optionally =WEIGHT", "targets", flag="--target", metavar="TAP[:CH][=W]",
-                                    default_text="the network's dream tap")
+                                    default_text="the network's dream tap", main=True)
     objective: str = opt("l2", "mean square (l2) or mean activation", "choice", choices=DREAM_OBJECTIVES)
     size: int | None = opt(None, "long side of the result", "int", minimum=32, maximum=MAX_SIDE,
-                           default_text="the image's")
-    octaves: int = opt(4, "how many scales, smallest first", "int", minimum=1, maximum=12)
+                           default_text="the image's", main=True)
+    octaves: int = opt(4, "how many scales, smallest first", "int", minimum=1, maximum=12, main=True)
     octave_scale: float = opt(1.4, "size ratio between octaves", "float", above=1, maximum=4)
     iterations: int = opt(10, "steps per octave", "int", minimum=1, maximum=10**5)
     step_size: float = opt(0.01, "pixel change per step, of the 0-1 range", "float", above=0, maximum=1)
@@ -155,19 +157,80 @@ class ZoomSettings:
 
 @dataclass
 class ExploreSettings(NetworkSettings):
-    tap: str | None = opt(None, "the tap to explore (see `dreamstyle layers MODEL`)", "text")
+    tap: str | None = opt(None, "the tap to explore (see `dreamstyle layers MODEL`)", "text", main=True)
     channels: list[int] | None = opt(None, "which channels", "channels", metavar="C,C,...",
                                      default_text="the first --count, or with --image the --count most active")
-    count: int = opt(16, "how many channels (at most 64)", "int", minimum=1)
+    count: int = opt(16, "how many channels (at most 64)", "int", minimum=1, main=True)
     image: str | None = opt(None, "show which channels respond to this image, and where", "path")
     size: int | None = opt(None, "cell size in pixels", "int", minimum=32, maximum=MAX_SIDE,
                            default_text="128; with --image 256")
     iterations: int = opt(96, "optimization steps per picture", "int", minimum=1, maximum=10**5)
 
 
+ARCHITECTURES = ("small", "standard")
+
+
+@dataclass
+class TrainSettings(NetworkSettings):
+    """Training a feed-forward style network (Johnson et al. 2016); ``model`` is the loss network."""
+
+    data: str | None = opt(None, "a folder of training photos, searched recursively (COCO's train2014 is the "
+                           "classic choice; any few hundred varied photos work)", "path", metavar="DIR", sweep=False)
+    arch: str = opt("small", "the style network: small (~0.1M parameters, for phones) or standard (Johnson's, "
+                    "~1.7M)", "choice", choices=ARCHITECTURES)
+    size: int = opt(256, "training crops are SIZE x SIZE pixels", "int", minimum=64, maximum=2048)
+    style_size: int | None = opt(None, "long side of the painting when its statistics are taken", "int",
+                                 minimum=64, maximum=MAX_SIDE, default_text="2 x --size")
+    batch_size: int = opt(4, "crops per step", "int", minimum=1, maximum=256)
+    max_steps: int = opt(2000, "training steps in all (a resumed run counts the steps already done)", "int",
+                         minimum=1, maximum=10**7)
+    lr: float = opt(1e-3, "Adam's learning rate", "float", above=0, maximum=1)
+    content_weight: float | None = opt(None, "weight of the content loss", "float", minimum=0,
+                                       default_text="500 x stylize's, per network")
+    style_weight: float | None = opt(None, "weight of the style loss", "float", minimum=0,
+                                     default_text="per network, as stylize")
+    tv_weight: float | None = opt(None, "weight of the total-variation loss", "float", minimum=0,
+                                  default_text="per network, as stylize")
+    style_loss: str | None = opt(None, "style statistic", "choice", choices=STYLE_LOSSES,
+                                 default_text="per network, as stylize")
+    checkpoint_every: int = opt(200, "save the model (and a preview) every N steps", "int", minimum=1,
+                                metavar="N")
+    preview: str | None = opt(None, "stylize this image at every checkpoint, as OUT.preview.png", "path",
+                              metavar="IMAGE", sweep=False)
+    init: str | None = opt(None, "start from this trained model (a bundled style name or a .pt): fine-tuning "
+                           "takes minutes instead of hours", "text", metavar="MODEL", sweep=False)
+    resume: bool = opt(False, "continue the run whose checkpoint is at -o", "bool", sweep=False)
+
+
+@dataclass
+class ApplySettings:
+    """Applying a trained style network."""
+
+    model: str = opt("starry_night", "a bundled style (see `dreamstyle models`), a .pt or an .onnx file", "text",
+                     main=True)
+    size: int | None = opt(None, "long side of the output", "int", minimum=16, maximum=MAX_SIDE,
+                           default_text="the image's", main=True)
+    strength: float = opt(1.0, "blend with the original: 0 keeps the photo, 1 is the full style", "float",
+                          minimum=0, maximum=1, main=True)
+    preserve_color: bool = opt(False, "keep the photo's colours (the style's luminance only)", "bool", main=True)
+    device: str = opt("auto", "where to run (.pt models)", "choice", choices=DEVICES)
+
+
+@dataclass
+class ExportSettings:
+    """Exporting a trained style network to ONNX."""
+
+    int8: bool = opt(False, "also quantize the weights to 8 bits (onnxruntime's dynamic quantization)", "bool")
+    fp16: bool = opt(False, "store the weights in fp16 (half the size)", "bool")
+    check_size: int = opt(256, "size of the test image that compares onnxruntime's output with PyTorch's", "int",
+                          minimum=16, maximum=4096, sweep=False)
+
+
 # Each command's settings classes (what its options are made from).
 COMMANDS: dict[str, tuple[type, ...]] = {"stylize": (StylizeSettings,), "sheet": (StylizeSettings,),
-                                         "dream": (DreamSettings, ZoomSettings), "explore": (ExploreSettings,)}
+                                         "dream": (DreamSettings, ZoomSettings), "explore": (ExploreSettings,),
+                                         "train": (TrainSettings,), "apply": (ApplySettings,),
+                                         "export": (ExportSettings,)}
 
 
 # --- reading the definitions ---------------------------------------------------------------------
@@ -324,6 +387,17 @@ def parse_text(cls: type, name: str, text: str) -> Any:
         raise SettingError(name, f"must be {expected}, got '{text}'") from None
 
 
+def describe(cls: type) -> list[dict[str, Any]]:
+    """The settings of ``cls`` as JSON-ready field descriptions, for a form (the web page builds its from these)."""
+    out = []
+    for f, o in options(cls):
+        out.append({"name": f.name, "kind": o.kind, "default": _jsonable(f.default), "help": o.help,
+                    "choices": list(o.choices), "minimum": o.minimum, "above": o.above, "maximum": o.maximum,
+                    "flag": flag_of(cls, f.name), "default_text": o.default_text, "many": o.many, "main": o.main,
+                    "onoff": o.onoff, "cli": o.cli})
+    return out
+
+
 def sweepable(cls: type) -> list[str]:
     return [f.name for f, o in options(cls) if o.sweep]
 
@@ -380,5 +454,6 @@ def split(values: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
 
 
 __all__ = ["Opt", "NetworkSettings", "StylizeSettings", "DreamSettings", "ZoomSettings", "ExploreSettings",
-           "COMMANDS", "options", "flag_of", "make", "check", "check_value", "parse_taps",
+           "TrainSettings", "ApplySettings", "ExportSettings",
+           "COMMANDS", "options", "flag_of", "make", "check", "check_value", "parse_taps", "describe",
            "parse_text", "sweepable", "as_params", "signature_of", "split"]

@@ -14,7 +14,7 @@ from .taps import list_taps, min_side, resolve_taps
 
 RANDOM = "random"  # --weights random: untrained weights, for structure tests and timing
 
-_LAZY = {"Backbone": "extractor", "FeatureExtractor": "extractor", "load_model": "weights",
+_LAZY = {"EDGE_PAD": "extractor", "Backbone": "extractor", "FeatureExtractor": "extractor", "load_model": "weights",
          "get_backbone": "cache", "clear_cache": "cache"}
 
 
@@ -26,5 +26,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Backbone", "FeatureExtractor", "BackboneSpec", "Tap", "DEFAULT_BACKBONE", "SPECS", "get_spec",
+__all__ = ["EDGE_PAD", "Backbone", "FeatureExtractor", "BackboneSpec", "Tap", "DEFAULT_BACKBONE", "SPECS", "get_spec",
            "register", "list_taps", "resolve_taps", "min_side", "load_model", "get_backbone", "clear_cache", "RANDOM"]

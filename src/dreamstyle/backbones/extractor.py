@@ -20,6 +20,11 @@ from .spec import Tap
 from .taps import resolve_taps
 from .weights import load_model
 
+# A mirrored margin around the image as the network sees it (2 px per 128, at most this). Without it
+# stride-2 layers see the top row 1.8x and the bottom row 0.13x as strongly as the inside: a thin
+# line of coloured noise grows along one edge and the opposite edge stays unstyled.
+EDGE_PAD = 8
+
 
 class FeatureExtractor(nn.Module):
     """RGB image in [0, 1] -> {tap name: fp32 feature map}.

@@ -18,7 +18,19 @@ from typing import Any
 
 from .. import __version__
 from ..settings import COMMANDS as SETTINGS_OF
-from ..settings import DreamSettings, ExploreSettings, Opt, StylizeSettings, ZoomSettings, check_value, flag_of, options
+from ..settings import (
+    ApplySettings,
+    DreamSettings,
+    ExploreSettings,
+    ExportSettings,
+    Opt,
+    StylizeSettings,
+    TrainSettings,
+    ZoomSettings,
+    check_value,
+    flag_of,
+    options,
+)
 
 _SUPPRESS = argparse.SUPPRESS
 
@@ -154,12 +166,39 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, help="the grid image")
     add_settings(e, ExploreSettings, skip=("model",))
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    for name, cls, help_, description, positional, output_help in (
+            ("train", TrainSettings, "train a fast feed-forward network for one painting (Johnson et al.)",
+             "Train a style network on a folder of photos; --init fine-tunes a bundled or trained model in "
+             "minutes. -o is also the checkpoint (--resume continues it).", ("style", "painting", None),
+             "the model file (.pt)"),
+            ("apply", ApplySettings, "stylize photos with a trained network, in a blink",
+             "Apply a bundled style (see `dreamstyle models`), a .pt model or an .onnx file to images or folders "
+             "of images.", ("images", "image", "+"), "output image, or a folder for several"),
+            ("export", ExportSettings, "export a trained network to ONNX for phones and browsers",
+             "Write an ONNX file with a dynamic height and width and the model's metadata, and check "
+             "onnxruntime's output against PyTorch's.", ("source", "model", None), None)):
+        p = sub.add_parser(name, help=help_, description=description)
+        dest, metavar, nargs = positional
+        p.add_argument(dest, metavar=metavar, nargs=nargs)
+        if output_help:
+            p.add_argument("-o", "--output", required=True, help=output_help)
+        else:
+            p.add_argument("--onnx", dest="output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+        add_settings(p, cls)
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("serve", help="the local web studio: stylize, apply, dream and explore in the browser",
+                       description="Serve the studio page on this machine (127.0.0.1 unless --host).")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    v.add_argument("--port", type=_int, default=8000, help="port (default: 8000)")
     return parser
 
 
 # --- commands ------------------------------------------------------------------------------------
 
-_RUN_ARGS = ("command", "show_params", "output", "quiet", "content", "styles", "photo", "sweep")
+_RUN_ARGS = ("command", "show_params", "output", "quiet", "content", "styles", "photo", "sweep", "style", "images",
+             "source")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -208,6 +247,44 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     return _wrote(args)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..api import train
+
+    model = train(args.style, args.output, progress=not args.quiet, **_settings(args))
+    if not args.quiet:
+        print(f"wrote {args.output} ({model.meta.get('steps')} steps, {model.meta.get('seconds')} s)", file=sys.stderr)
+    return 0
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from ..api import apply
+
+    results = apply(args.images, output=args.output, progress=not args.quiet, **_settings(args))
+    if not args.quiet:
+        print(f"wrote {args.output}" + (f" ({len(results)} images)" if len(results) > 1 else ""), file=sys.stderr)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ..api import export
+
+    for r in export(args.source, args.output, progress=not args.quiet, **_settings(args)):
+        print(f"wrote {r.path} ({r.variant}, {r.bytes / 1024:.0f} KB): largest difference from PyTorch "
+              f"{r.max_abs_diff:.2g} (mean {r.mean_abs_diff:.2g}) on a 0-1 scale")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve import serve
+    except ImportError as exc:
+        from ..errors import UserError
+
+        raise UserError(f"the studio needs {exc.name}: pip install fastapi uvicorn python-multipart") from None
+    serve(args.host, args.port)
+    return 0
+
+
 def _wrote(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
@@ -235,10 +312,15 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from ..backbones import DEFAULT_BACKBONE, SPECS
+    from ..fastnet import bundled_styles
 
+    print("networks (stylize, dream, explore, and the loss network of train):")
     for name, spec in SPECS.items():
         mark = " (default)" if name == DEFAULT_BACKBONE else ""
-        print(f"{name:<20} {spec.description}{mark}")
+        print(f"  {name:<20} {spec.description}{mark}")
+    print("bundled styles (apply --model NAME, export, train --init):")
+    for name in bundled_styles() or ["(none installed)"]:
+        print(f"  {name}")
     return 0
 
 
@@ -255,7 +337,8 @@ def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file:
 
 
 COMMANDS = {"stylize": _cmd_stylize, "sheet": _cmd_sheet, "layers": _cmd_layers, "models": _cmd_models,
-            "dream": _cmd_dream, "explore": _cmd_explore}
+            "dream": _cmd_dream, "explore": _cmd_explore, "train": _cmd_train, "apply": _cmd_apply,
+            "export": _cmd_export, "serve": _cmd_serve}
 
 
 def _flag_namer(command: str | None) -> Callable[[str], str]:

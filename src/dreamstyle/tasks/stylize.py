@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import __version__
-from ..backbones import Backbone, FeatureExtractor, get_backbone, get_spec, min_side
+from ..backbones import EDGE_PAD, Backbone, FeatureExtractor, get_backbone, get_spec, min_side
 from ..color import combine_luminance, luminance_rgb, match_color, match_luminance
 from ..errors import SettingError, UserError
 from ..events import Child, Event, Preview, Run, guarded
@@ -35,7 +35,7 @@ from ..images import (
     to_image,
     to_tensor,
 )
-from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss
+from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss, loss_defaults
 from ..objectives.dream import DreamLoss, DreamTarget, parse_targets, resolve_channels
 from ..optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
 from ..optimize.memory import check_fits
@@ -45,15 +45,8 @@ from ..threads import govern
 
 ImageLike = str | os.PathLike | Image.Image
 
-# Loss weights for dreamstyle's normalized losses; a backbone may override them in its spec.
-DEFAULTS: dict[str, Any] = {"content_weight": 1.0, "style_weight": 1e3, "tv_weight": 100.0, "iterations": 180,
-                            "smooth": "none", "style_loss": "gram"}
 # A --dream weight of 1 means this much beside style_weight 1e3: a visible but light dream (chosen by eye).
 DREAM_SCALE = 100.0
-# A mirrored margin around the image as the network sees it (2 px per 128, at most this). Without it
-# stride-2 layers see the top row 1.8x and the bottom row 0.13x as strongly as the inside: a thin
-# line of coloured noise grows along one edge and the opposite edge stays unstyled.
-EDGE_PAD = 8
 
 
 @dataclass
@@ -86,7 +79,7 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
     """Check everything and load the inputs and the network; nothing slow has run yet."""
     s = settings
     spec = get_spec(s.model)
-    knobs = {**DEFAULTS, **spec.defaults}
+    knobs = loss_defaults(spec)
     weights = {k: float(knobs[k] if getattr(s, k) is None else getattr(s, k))
                for k in ("content_weight", "style_weight", "tv_weight")}
     iterations = int(knobs["iterations"] if s.iterations is None else s.iterations)

@@ -1,0 +1,52 @@
+"""Running an exported style network with onnxruntime: numpy and Pillow only, no torch."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+
+META_KEY = "dreamstyle"  # the ONNX metadata entry that holds the model's metadata, as JSON
+
+
+class OnnxStyle:
+    """An .onnx style network: ``style(array)`` maps (H, W, 3) float32 RGB in [0, 1] to the same."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError("applying an .onnx model needs onnxruntime: pip install 'dreamstyle[onnx]'") from None
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # no warnings about unused initializers on the terminal
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for every bad file
+            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            raise UserError(f"'{path}' is not a usable ONNX model ({first}); export it again with "
+                            "`dreamstyle export`") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.meta: dict[str, Any] = json.loads(props[META_KEY])
+        except (KeyError, ValueError):
+            raise UserError(f"'{path}' is an ONNX model but not a dreamstyle style network (it has no dreamstyle "
+                            "metadata); export one with `dreamstyle export`") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise UserError(f"'{path}' does not take one image; export it again with `dreamstyle export`")
+        self.input = inputs[0].name
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.stem)
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
+        (y,) = self.session.run(None, {self.input: x})
+        return np.asarray(y[0], dtype=np.float32).transpose(1, 2, 0)

@@ -1,0 +1,137 @@
+"""Applying a trained style network to photos: one forward pass each.
+
+A model is a bundled style name, a ``.pt`` model file (runs with torch) or an ``.onnx`` file (runs
+with onnxruntime alone: this module imports torch only for ``.pt`` models).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .. import __version__
+from ..errors import UserError
+from ..events import Run, guarded
+from ..fastnet.styles import bundled_onnx, find_bundled
+from ..images import IMAGE_SUFFIXES, as_image, check_output_folder, check_output_path, long_side_size, save_image
+from ..settings import ApplySettings, as_params
+
+Styler = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) float32 in [0, 1] -> the same
+# RGB -> luminance and chroma (YIQ, as color.py), for keeping the photo's colours.
+_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=np.float32)
+
+
+def load_styler(model: str | os.PathLike, device: str = "auto") -> tuple[Styler, dict[str, Any]]:
+    """The model as a function on arrays, and its metadata. A bundled style runs through its ONNX copy
+    when onnxruntime is installed (faster on a CPU, and no torch needed), else through torch."""
+    text = str(model)
+    if device in ("auto", "cpu") and find_bundled(text) is not None and bundled_onnx(text) is not None \
+            and importlib.util.find_spec("onnxruntime") is not None:
+        text = str(bundled_onnx(text))
+    if text.lower().endswith(".onnx"):
+        if not Path(text).is_file():
+            raise UserError(f"model file '{text}' does not exist; give an .onnx file made by `dreamstyle export`")
+        from ..fastnet.onnxrun import OnnxStyle
+
+        onnx_style = OnnxStyle(text)
+        return onnx_style, {**onnx_style.meta, "name": onnx_style.name}
+    import torch
+
+    from ..fastnet.modelfile import load_model
+    from ..runtime import resolve_device
+
+    dev = resolve_device(device)
+    loaded = load_model(model, dev)
+
+    def run(array: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None].to(dev)
+            return loaded.net(x)[0].float().cpu().numpy().transpose(1, 2, 0)
+    return run, {**loaded.meta, "name": loaded.name}
+
+
+def stylize_array(styler: Styler, photo: np.ndarray, strength: float = 1.0, preserve_color: bool = False) -> np.ndarray:
+    """The style network on one photo (H, W, 3 in [0, 1]), blended and recoloured as asked."""
+    out = np.clip(styler(photo), 0.0, 1.0)
+    if preserve_color:  # the result's luminance with the photo's chroma
+        yiq_out, yiq_photo = out @ _YIQ.T, photo @ _YIQ.T
+        yiq_photo[..., 0] = yiq_out[..., 0]
+        out = np.clip(yiq_photo @ np.linalg.inv(_YIQ).T, 0.0, 1.0)
+    if strength < 1.0:
+        out = strength * out + (1.0 - strength) * photo
+    return out.astype(np.float32)
+
+
+def expand_inputs(images: Sequence[str | os.PathLike | Image.Image]) -> list[str | os.PathLike | Image.Image]:
+    """Files as given; a folder stands for the images in it (sorted, not recursive)."""
+    out: list[str | os.PathLike | Image.Image] = []
+    for item in images:
+        if not isinstance(item, Image.Image) and Path(item).is_dir():
+            found = sorted(p for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise UserError(f"folder '{item}' has no images; give image files or a folder of them")
+            out.extend(found)
+        else:
+            out.append(item)
+    if not out:
+        raise UserError("give at least one image to stylize")
+    return out
+
+
+def output_paths(inputs: Sequence[Any], output: str | os.PathLike, suffix: str = ".png") -> list[Path]:
+    """One output per input: ``output`` itself for a single input (unless it is a folder), else
+    ``output/NAME.png`` for each (the folder is made if needed)."""
+    out = Path(output)
+    is_folder = out.is_dir() or str(output).endswith(("/", os.sep)) or (len(inputs) > 1 and not out.suffix)
+    if not is_folder:
+        if len(inputs) > 1:
+            raise UserError(f"{len(inputs)} images need an output folder, not the file '{output}'")
+        return [check_output_path(out)]
+    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out / f"x{suffix}")
+    names: list[Path] = []
+    for i, item in enumerate(inputs):
+        stem = Path(item).stem if not isinstance(item, Image.Image) else f"image{i:03d}"
+        candidate = out / f"{stem}{suffix}"
+        n = 1
+        while candidate in names:  # a.jpg and a.png both give a.png: keep both
+            candidate, n = out / f"{stem}_{n}{suffix}", n + 1
+        names.append(check_output_path(candidate))
+    return names
+
+
+def apply(images: Sequence[str | os.PathLike | Image.Image], s: ApplySettings, output: str | os.PathLike | None,
+          events: Run) -> list[Image.Image]:
+    """Stylize each image with the model; write them to ``output`` (a file, or a folder for several)."""
+    inputs = expand_inputs(images)
+    targets = output_paths(inputs, output) if output is not None else None
+    styler, meta = load_styler(s.model, s.device)
+    events.total = len(inputs)
+    results: list[Image.Image] = []
+
+    def keep() -> tuple[list[Image.Image], Path | None]:
+        return results, None  # every finished image is already written
+
+    with guarded(events, keep):
+        for i, item in enumerate(inputs):
+            photo, name = as_image(item, "content")
+            if s.size is not None:
+                photo = photo.resize(long_side_size(photo, s.size), Image.Resampling.LANCZOS)
+            array = np.asarray(photo, dtype=np.float32) / 255.0
+            out = stylize_array(styler, array, s.strength, s.preserve_color)
+            image = Image.fromarray((out * 255.0 + 0.5).astype(np.uint8))
+            params = {"dreamstyle": __version__, "command": "apply", "content": name,
+                      "style": meta.get("style"), **as_params(s, model=meta.get("name", str(s.model)))}
+            image.info["dreamstyle"] = params
+            if targets is not None:
+                save_image(image, targets[i], params)
+            results.append(image)
+            events.step(Path(name).name, 0.0, preview=lambda image=image: image)  # type: ignore[misc]
+    events.finish(results[-1] if results else None, targets[-1] if targets else None, {"images": len(results)})
+    return results

@@ -1,0 +1,227 @@
+"""Training a feed-forward style network (Johnson, Alahi & Fei-Fei 2016, "Perceptual Losses").
+
+The loss network is any dreamstyle backbone, with the same objectives and per-network defaults as
+stylize: the content targets are re-bound to each batch of photos, the style targets are the
+painting's statistics, taken once. Random square crops with flips from a folder of photos feed it.
+Checkpoints (the model file itself, with the optimizer's state) are written every N steps, on
+Ctrl-C and at the end, so a run can be resumed and a stopped run loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from .. import __version__
+from ..backbones import EDGE_PAD, get_backbone, get_spec, min_side
+from ..errors import SettingError, UserError
+from ..events import Run, guarded
+from ..fastnet.modelfile import StyleModel, load_model, save_model
+from ..fastnet.network import TransformerNet
+from ..images import IMAGE_SUFFIXES, as_image, check_output_folder, resized_tensor, save_image, to_image, to_tensor
+from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss, loss_defaults
+from ..runtime import network_precision, prepare_cpu, resolve_device
+from ..settings import TrainSettings, as_params
+from ..threads import govern
+
+# A network trained from scratch has no photo to start from, as stylize's optimization does: with
+# stylize's content weight it learns the painting and forgets the photo (the cat of the preview is
+# gone after 150 steps). At 30x the cat's eyes come back early but fade as training goes on (after
+# 1500 steps the astronaut was lost in the swirls); at 500x the astronaut, the flag and the rocket stay
+# recognizable under the painting's strokes and palette (docs/train_bundled.py). So training weighs
+# the content 500x.
+CONTENT_BOOST = 500.0
+
+
+class PhotoFolder:
+    """Every image file under a folder; random square crops with flips. Unreadable files are skipped
+    (and counted) the first time they are met."""
+
+    def __init__(self, folder: str | os.PathLike, seed: int = 0) -> None:
+        root = Path(folder)
+        if not root.is_dir():
+            raise SettingError("data", f"'{folder}' is not a folder; give a folder of training photos")
+        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not self.files:
+            raise SettingError("data", f"'{folder}' has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); give a "
+                               "folder of photos, such as COCO's train2014")
+        self.bad: set[Path] = set()
+        self.rng = random.Random(seed)
+
+    def _open(self, path: Path) -> Image.Image | None:
+        try:
+            with Image.open(path) as im:
+                im.draft("RGB", (512, 512))  # JPEGs decode at a reduced size: much faster, plenty for crops
+                return im.convert("RGB")
+        except Exception:  # noqa: BLE001 - any unreadable file is skipped, whatever the reason
+            self.bad.add(path)
+            return None
+
+    def crop(self, size: int) -> torch.Tensor:
+        """One random ``size`` x ``size`` crop (3, S, S) of a random readable photo, flipped half the time."""
+        while True:
+            good = [p for p in self.files if p not in self.bad]
+            if not good:
+                raise UserError(f"none of the {len(self.files)} image files under the data folder could be read; "
+                                "give a folder of JPEG or PNG photos")
+            img = self._open(self.rng.choice(good))
+            if img is not None:
+                break
+        w, h = img.size
+        scale = size / min(w, h) * self.rng.uniform(1.0, 1.5)  # a little zoom variety, never below the crop
+        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
+        left, top = self.rng.randint(0, img.width - size), self.rng.randint(0, img.height - size)
+        img = img.crop((left, top, left + size, top + size))
+        if self.rng.random() < 0.5:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_tensor(img)[0]
+
+    def batch(self, n: int, size: int) -> torch.Tensor:
+        return torch.stack([self.crop(size) for _ in range(n)])
+
+
+def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str | os.PathLike,
+          events: Run) -> StyleModel:
+    """Train (or fine-tune, or resume) a style network; the model file at ``output`` is the checkpoint."""
+    out = Path(output)
+    if out.is_dir() or out.suffix.lower() != ".pt":
+        raise UserError(f"the model file '{output}' must be a file name ending in .pt")
+    check_output_folder(out)
+    if s.data is None:
+        raise SettingError("data", "is needed: a folder of training photos")
+    if s.resume and s.init is not None:
+        raise SettingError("init", "cannot be combined with resume: a resumed run continues its own model")
+    data = PhotoFolder(s.data, s.seed)
+    painting, painting_name = as_image(style, "style")
+    spec = get_spec(s.model)
+    knobs = loss_defaults(spec)
+    knobs["content_weight"] = knobs["content_weight"] * CONTENT_BOOST
+    weights = {k: float(knobs[k] if getattr(s, k) is None else getattr(s, k))
+               for k in ("content_weight", "style_weight", "tv_weight")}
+    style_loss = str(knobs["style_loss"] if s.style_loss is None else s.style_loss)
+    style_size = s.style_size or 2 * s.size
+    style_taps, content_taps = dict(spec.style_taps), dict(spec.content_taps)
+    need = min_side(spec, [*style_taps, *content_taps])
+    if s.size < need:
+        raise SettingError("size", f"is {s.size} px, too small for {s.model}, whose taps need at least {need} px")
+    preview = as_image(s.preview, "preview")[0] if s.preview is not None else None
+
+    # The network to train: resumed, fine-tuned from a trained one, or new.
+    torch.manual_seed(s.seed)
+    train_state: dict[str, Any] = {}
+    if s.resume:
+        if not out.exists():
+            raise SettingError("resume", f"found no checkpoint at '{out}'; leave out resume to start a new run")
+        loaded = load_model(out)
+        net, train_state = loaded.net, loaded.train
+        if not train_state:
+            raise SettingError("resume", f"'{out}' is a finished model with no training state; use "
+                               "init to fine-tune it instead")
+    elif s.init is not None:
+        net = load_model(s.init).net
+    else:
+        net = TransformerNet(s.arch)
+    arch = net.arch
+    device = resolve_device(s.device)
+    precision = network_precision(s.precision, device, s.model, s.weights, [*style_taps, *content_taps])
+    if device.type == "cpu":
+        prepare_cpu()
+        govern(events)
+    extractor = get_backbone(s.model, s.weights, device, precision, "max").extractor(
+        [*style_taps, *content_taps], pad=EDGE_PAD)
+    net = net.to(device).train().requires_grad_(True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
+    if train_state.get("optimizer"):
+        optimizer.load_state_dict(train_state["optimizer"])
+    done = int(train_state.get("step", 0))
+    if "data_rng" in train_state:
+        data.rng.setstate(_as_tuples(train_state["data_rng"]))
+        data.bad.update(Path(p) for p in train_state.get("unreadable", []))
+    events.total = s.max_steps
+    events.done = done
+
+    with torch.no_grad():
+        style_feats = extractor(resized_tensor(painting, style_size, device))
+    content_term = ContentLoss(content_taps, {t: style_feats[t] for t in content_taps})  # re-bound per batch
+    objective = Objective([(content_term, weights["content_weight"]),
+                           (StyleLoss(style_taps, [style_feats], [1.0], style_loss), weights["style_weight"]),
+                           (TVLoss(), weights["tv_weight"])])
+    meta = {"name": out.stem, "style": painting_name, "command": "train",
+            **as_params(s, **weights, style_loss=style_loss, style_size=style_size, arch=arch, precision=precision),
+            "dreamstyle": __version__}
+    started = time.perf_counter()
+
+    def checkpoint(step: int, final: bool = False) -> None:
+        was_training = net.training
+        net.eval()
+        state = None if final else {"optimizer": optimizer.state_dict(), "step": step,
+                                    # so that a resumed run draws exactly the crops the whole run would have
+                                    "data_rng": data.rng.getstate(), "unreadable": sorted(map(str, data.bad))}
+        meta.update(steps=step, seconds=round(time.perf_counter() - started, 1) + float(train_state.get("seconds", 0)))
+        save_model(net, out, meta, train=None if state is None else {**state, "seconds": meta["seconds"]})
+        if preview is not None:
+            save_image(_stylized(net, preview, device), out.with_suffix(".preview.png"), meta)
+        net.train(was_training)
+
+    def keep() -> tuple[StyleModel, Path]:
+        checkpoint(events.done)
+        return StyleModel(net.eval(), meta, out), out
+
+    with guarded(events, keep):
+        seen, clock = 0, time.perf_counter()
+        for step in range(done + 1, s.max_steps + 1):
+            batch = data.batch(s.batch_size, s.size).to(device)
+            with torch.no_grad():
+                content_term.bind(extractor(batch))
+            result = net(batch)
+            loss, parts = objective(extractor(result), result)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen += s.batch_size
+            rate = seen / max(time.perf_counter() - clock, 1e-9)
+            events.step(f"{arch}", float(loss.detach()), {**parts, "img/s": rate},
+                        preview=_preview_fn(net, preview, batch, device))
+            if step % s.checkpoint_every == 0 and step < s.max_steps:
+                checkpoint(step)
+        checkpoint(s.max_steps, final=True)
+    if data.bad:
+        import warnings
+
+        warnings.warn(f"skipped {len(data.bad)} unreadable image file(s) in the data folder", stacklevel=2)
+    model = StyleModel(net.eval().requires_grad_(False), meta, out)
+    events.finish(None, out, model.meta)
+    return model
+
+
+def _as_tuples(value: Any) -> Any:
+    """random.Random's state with its lists turned back into tuples (as a file may give them back)."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _stylized(net: TransformerNet, image: Image.Image, device: torch.device, size: int = 512) -> Image.Image:
+    with torch.no_grad():
+        return to_image(net(resized_tensor(image, min(size, max(image.size)), device)))
+
+
+def _preview_fn(net: TransformerNet, preview: Image.Image | None, batch: torch.Tensor,
+                device: torch.device) -> Callable[[], Image.Image]:
+    """What a live preview shows: the preview image stylized, else the batch's first crop."""
+    def show() -> Image.Image:
+        was = net.training
+        net.eval()
+        try:
+            if preview is not None:
+                return _stylized(net, preview, device)
+            with torch.no_grad():
+                return to_image(net(batch[:1]))
+        finally:
+            net.train(was)
+    return show
