@@ -211,6 +211,7 @@ class JobQueue:
 
 
 def png_bytes(image: Any) -> bytes:
+    """A preview as PNG, compressed lightly: it is sent once and replaced a few steps later."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()

@@ -54,7 +54,7 @@ class Studio:
     """The server's state: the job queue, the uploads, the cached stylers for live frames."""
 
     def __init__(self, root: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-                 preview_every: int = 5) -> None:
+                 preview_every: int = 8) -> None:
         self.root = root
         self.uploads = root / "uploads"
         self.uploads.mkdir(parents=True, exist_ok=True)
@@ -302,8 +302,10 @@ def create_app(root: Path | None = None, warm: bool = True, **options: Any) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
-        if warm:
-            threading.Thread(target=_warm_up, daemon=True).start()
+        if warm:  # once the server is listening: the import must not hold up the first page
+            import asyncio
+
+            asyncio.get_running_loop().call_later(0.5, lambda: threading.Thread(target=_warm_up, daemon=True).start())
         yield
         studio.queue.close()
         if own_root:
@@ -409,9 +411,10 @@ def create_app(root: Path | None = None, warm: bool = True, **options: Any) -> F
             seen = -1
             while True:
                 seen = studio.queue.wait(job, seen)
-                yield f"data: {json.dumps(job.view(studio.queue.position(job)))}\n\n"
-                if job.state in ("done", "failed", "cancelled") or studio.queue.stopping:
-                    return
+                view = job.view(studio.queue.position(job))
+                yield f"data: {json.dumps(view)}\n\n"
+                if view["state"] in ("done", "failed", "cancelled") or studio.queue.stopping:
+                    return  # the last message sent is the final state
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -454,14 +457,14 @@ def create_app(root: Path | None = None, warm: bool = True, **options: Any) -> F
 
 
 def _warm_up() -> None:
-    """Import torch and build the default network while the user picks images: the first job starts sooner."""
+    """While the user picks images: import torch, build the default network and run a tiny stylize once.
+    A process's first run pays about 5 s of one-time set-up (BENCHMARKS.md); after this the first
+    preview of a default job comes in well under a second of optimization."""
     try:
-        from ..backbones import DEFAULT_BACKBONE, get_backbone, get_spec
-        from ..runtime import network_precision, resolve_device
+        from .. import api
 
-        spec, device = get_spec(DEFAULT_BACKBONE), resolve_device("auto")
-        precision = network_precision("auto", device, DEFAULT_BACKBONE, None, [*spec.style_taps, *spec.content_taps])
-        get_backbone(DEFAULT_BACKBONE, None, device, precision, "max")
+        api.stylize(EXAMPLES / "chelsea.jpg", EXAMPLES / "great_wave.jpg", size=256, iterations=2, pyramid=False,
+                    progress=False)
     except Exception:  # noqa: BLE001 - a warm-up that fails costs only the head start
         pass
 
