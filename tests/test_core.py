@@ -45,6 +45,7 @@ CLI_ONLY = {"help", "output", "quiet", "content", "styles", "photo", "sweep", "m
     ("stylize", [S.StylizeSettings], ()), ("sheet", [S.StylizeSettings], ("save_every",)),
     ("dream", [S.DreamSettings, S.ZoomSettings], ()), ("explore", [S.ExploreSettings], ("model",)),
     ("train", [S.TrainSettings], ()), ("apply", [S.ApplySettings], ()), ("export", [S.ExportSettings], ()),
+    ("video", [S.VideoSettings], ()),
 ])
 def test_the_cli_parser_and_the_settings_agree(command, classes, skip):
     """Every setting has its option (flag, choices, arity, help with the default), and every option is a
@@ -73,7 +74,7 @@ def test_the_cli_parser_and_the_settings_agree(command, classes, skip):
 @pytest.mark.parametrize("func, cls", [(dreamstyle.stylize, S.StylizeSettings), (dreamstyle.dream, S.DreamSettings),
                                        (dreamstyle.explore, S.ExploreSettings), (dreamstyle.sheet, S.StylizeSettings),
                                        (dreamstyle.train, S.TrainSettings), (dreamstyle.apply, S.ApplySettings),
-                                       (dreamstyle.export, S.ExportSettings)])
+                                       (dreamstyle.export, S.ExportSettings), (dreamstyle.video, S.VideoSettings)])
 def test_the_api_signature_carries_the_settings_defaults(func, cls):
     params = inspect.signature(func).parameters
     for f, _ in S.options(cls):

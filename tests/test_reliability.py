@@ -81,6 +81,8 @@ def base_argv(command: str, files, out: Path, zoom: bool = False) -> list[str]:
                 "--max-steps", "1", "--size", "64", "--quiet"]
     if command == "apply":
         return ["apply", str(files.content), "-o", str(out), "--quiet"]
+    if command == "video":
+        return ["video", str(files.content), "-o", str(out.with_suffix(".gif")), "--quiet"]
     if command == "export":
         return ["export", "starry_night", "--onnx", str(out.with_suffix(".onnx")), "--quiet"]
     return ["explore", "--tap", "blocks.3", "-o", str(out), "--quiet"]
@@ -89,7 +91,8 @@ def base_argv(command: str, files, out: Path, zoom: bool = False) -> list[str]:
 CASES = []
 for _command, _classes in (("stylize", [S.StylizeSettings]), ("dream", [S.DreamSettings, S.ZoomSettings]),
                            ("explore", [S.ExploreSettings]), ("train", [S.TrainSettings]),
-                           ("apply", [S.ApplySettings]), ("export", [S.ExportSettings])):
+                           ("apply", [S.ApplySettings]), ("export", [S.ExportSettings]),
+                           ("video", [S.VideoSettings])):
     for _cls in _classes:
         for _f, _o in S.options(_cls):
             if not _o.cli or (_command == "explore" and _f.name == "model"):

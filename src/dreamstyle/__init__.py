@@ -6,10 +6,10 @@ Importing it is quick and does not import torch; the tasks import torch when a r
 
 __version__ = "0.1.0"
 
-from .api import apply, dream, dream_zoom, explore, export, sheet, stylize, train  # noqa: E402
+from .api import apply, dream, dream_zoom, explore, export, sheet, stylize, train, video  # noqa: E402
 from .errors import DreamstyleError, RunError, SettingError, UserError  # noqa: E402
 from .events import CancelToken, Done, Interrupted, Preview, Step  # noqa: E402
 
-__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export",
+__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export", "video",
            "Interrupted", "CancelToken", "Step", "Preview",
            "Done", "DreamstyleError", "UserError", "SettingError", "RunError", "__version__"]

@@ -19,24 +19,27 @@ def check_animation_path(path: str | os.PathLike) -> Path:
     """Check that an animation can be written at ``path``; call this before a long run."""
     p = Path(path)
     if p.suffix.lower() not in ANIMATION_FORMATS:
-        raise UserError(f"cannot write the zoom animation to '{p}': use a .gif or .mp4 file name")
+        raise UserError(f"cannot write the animation to '{p}': use a .gif or .mp4 file name")
     return check_output_folder(p)
 
 
-def _write_gif(frames: list[Image.Image], path: str, fps: int, comment: str) -> None:
+def _write_gif(frames: list[Image.Image], path: str, fps: float, comment: str) -> None:
     first, *rest = [f.convert("RGB") for f in frames]
     first.save(path, format="GIF", save_all=True, append_images=rest, duration=round(1000 / fps), loop=0,
                comment=comment.encode("utf-8"))
 
 
-def _write_mp4(frames: list[Image.Image], path: str, fps: int, comment: str) -> None:
+def _write_mp4(frames: list[Image.Image], path: str, fps: float, comment: str) -> None:
+    from fractions import Fraction
+
     import av
 
     w, h = frames[0].size
     w, h = w - w % 2, h - h % 2  # yuv420p needs even sizes
     with av.open(path, "w", format="mp4") as container:
         container.metadata["comment"] = comment
-        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
+                                      rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for frame in frames:
             array = np.asarray(frame.convert("RGB"))[:h, :w]
@@ -46,7 +49,7 @@ def _write_mp4(frames: list[Image.Image], path: str, fps: int, comment: str) -> 
             container.mux(packet)
 
 
-def save_animation(frames: list[Image.Image], path: str | os.PathLike, fps: int, params: dict | None = None) -> Path:
+def save_animation(frames: list[Image.Image], path: str | os.PathLike, fps: float, params: dict | None = None) -> Path:
     """Write ``frames`` to ``path`` (.gif or .mp4) through a temp file, so it is never half-written."""
     p = check_animation_path(path)
     writer = _write_gif if p.suffix.lower() == ".gif" else _write_mp4

@@ -23,6 +23,7 @@ from .settings import (
     ExportSettings,
     StylizeSettings,
     TrainSettings,
+    VideoSettings,
     ZoomSettings,
     make,
     signature_of,
@@ -30,6 +31,8 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL import Image
 
     from .fastnet.modelfile import StyleModel
@@ -193,4 +196,18 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, progress: boo
         return task.export(model, output, s, run)
 
 
-__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export"]
+@signature_of(VideoSettings, _P("source", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
+              **_NO_OUTPUT)
+def video(source: str | os.PathLike, output: str | os.PathLike, *, progress: bool = True,
+          on_event: Subscriber | None = None, preview_every: int = 0, cancel: CancelToken | None = None,
+          **settings: Any) -> Path:
+    """A video (file, GIF or folder of frames) through a trained style, kept steady by optical flow;
+    written to ``output`` (.mp4 or .gif). Rerunning after an interruption continues where it stopped."""
+    s = make(VideoSettings, settings)
+    from .tasks import video as task
+
+    with _events("video", progress, on_event, preview_every, cancel) as run:
+        return task.video(source, output, s, run)
+
+
+__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export", "video"]

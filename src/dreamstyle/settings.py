@@ -226,11 +226,33 @@ class ExportSettings:
                           minimum=16, maximum=4096, sweep=False)
 
 
+VIDEO_MODES = ("apply",)
+
+
+@dataclass
+class VideoSettings:
+    """A video through a trained style network, with flow-based temporal consistency."""
+
+    mode: str = opt("apply", "what to do to each frame: apply a trained style (stylize and dream modes are not "
+                    "built yet)", "choice", choices=VIDEO_MODES)
+    model: str = opt("starry_night", "a bundled style, a .pt or an .onnx file", "text", main=True)
+    size: int | None = opt(None, "long side of the frames", "int", minimum=16, maximum=MAX_SIDE,
+                           default_text="the video's", main=True)
+    strength: float = opt(1.0, "blend with the original frame", "float", minimum=0, maximum=1)
+    preserve_color: bool = opt(False, "keep the video's colours", "bool")
+    temporal_weight: float = opt(0.6, "how much of the previous stylized frame, warped by the optical flow, each "
+                                 "frame keeps where the flow is reliable; 0 for frame by frame", "float",
+                                 minimum=0, maximum=0.95, main=True)
+    start: float = opt(0.0, "first second to use", "float", minimum=0)
+    end: float | None = opt(None, "second to stop at", "float", above=0, default_text="the end")
+    every: int = opt(1, "use every Nth frame", "int", minimum=1, maximum=1000)
+
+
 # Each command's settings classes (what its options are made from).
 COMMANDS: dict[str, tuple[type, ...]] = {"stylize": (StylizeSettings,), "sheet": (StylizeSettings,),
                                          "dream": (DreamSettings, ZoomSettings), "explore": (ExploreSettings,),
                                          "train": (TrainSettings,), "apply": (ApplySettings,),
-                                         "export": (ExportSettings,)}
+                                         "export": (ExportSettings,), "video": (VideoSettings,)}
 
 
 # --- reading the definitions ---------------------------------------------------------------------
@@ -454,6 +476,6 @@ def split(values: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
 
 
 __all__ = ["Opt", "NetworkSettings", "StylizeSettings", "DreamSettings", "ZoomSettings", "ExploreSettings",
-           "TrainSettings", "ApplySettings", "ExportSettings",
+           "TrainSettings", "ApplySettings", "ExportSettings", "VideoSettings",
            "COMMANDS", "options", "flag_of", "make", "check", "check_value", "parse_taps", "describe",
            "parse_text", "sweepable", "as_params", "signature_of", "split"]

@@ -26,6 +26,7 @@ from ..settings import (
     Opt,
     StylizeSettings,
     TrainSettings,
+    VideoSettings,
     ZoomSettings,
     check_value,
     flag_of,
@@ -177,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
              "of images.", ("images", "image", "+"), "output image, or a folder for several"),
             ("export", ExportSettings, "export a trained network to ONNX for phones and browsers",
              "Write an ONNX file with a dynamic height and width and the model's metadata, and check "
-             "onnxruntime's output against PyTorch's.", ("source", "model", None), None)):
+             "onnxruntime's output against PyTorch's.", ("source", "model", None), None),
+            ("video", VideoSettings, "a video through a trained style, without flicker",
+             "Stylize every frame of a video (MP4, GIF or a folder of frames) with a trained style, tied to the "
+             "last frame by optical flow. Rerun the same command to continue an interrupted run.",
+             ("source", "video", None), "the output video (.mp4 or .gif)")):
         p = sub.add_parser(name, help=help_, description=description)
         dest, metavar, nargs = positional
         p.add_argument(dest, metavar=metavar, nargs=nargs)
@@ -274,6 +279,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_video(args: argparse.Namespace) -> int:
+    from ..api import video
+
+    video(args.source, args.output, progress=not args.quiet, **_settings(args))
+    return _wrote(args)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         from .serve import serve
@@ -338,7 +350,7 @@ def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file:
 
 COMMANDS = {"stylize": _cmd_stylize, "sheet": _cmd_sheet, "layers": _cmd_layers, "models": _cmd_models,
             "dream": _cmd_dream, "explore": _cmd_explore, "train": _cmd_train, "apply": _cmd_apply,
-            "export": _cmd_export, "serve": _cmd_serve}
+            "export": _cmd_export, "serve": _cmd_serve, "video": _cmd_video}
 
 
 def _flag_namer(command: str | None) -> Callable[[str], str]:
