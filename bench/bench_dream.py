@@ -37,10 +37,7 @@ SETTINGS = {"size": 512, "octaves": 3, "iterations": 10}
 
 def photo() -> Path:
     """The shared pair's content photo (content_tubingen.jpg), else the bundled example."""
-    content, _, note = harness.shared_pair()
-    if note:
-        harness.log("NOTE: " + note)
-    return content
+    return harness.pair()[0]
 
 
 def naive_dream(model: torch.nn.Module, layer: torch.nn.Module, image: torch.Tensor, mean, std,

@@ -61,9 +61,7 @@ def main() -> None:
         results["ready_s"] = round(time.perf_counter() - t0, 3)
         harness.log(f"ready {results['ready_s']:.2f} s after launch")
         time.sleep(8)  # what a user spends choosing images: the server warms the network meanwhile
-        content, style, note = harness.shared_pair()
-        if note:
-            harness.log("NOTE: " + note)
+        content, style = harness.pair()
         ids = []
         for path in (content, style):
             boundary = "dreamstyle-bench"

@@ -228,6 +228,14 @@ def write_results(path: Path | str, payload: dict, indent: int = 1) -> Path:
     return path
 
 
+def pair() -> tuple[Path, Path]:
+    """shared_pair()'s content and style, with its note (if any) logged for the reader of the run."""
+    content, style, note = shared_pair()
+    if note:
+        log("NOTE: " + note)
+    return content, style
+
+
 def shared_pair() -> tuple[Path, Path, str | None]:
     """(content, style, note): the shared content_tubingen.jpg + style_starry_night.jpg, note None; else
     the bundled astronaut.jpg + starry_night.jpg and a note saying so."""

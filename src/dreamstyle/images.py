@@ -34,6 +34,22 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"})
 
 
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The image files in ``folder`` (and its subfolders with ``recursive``), by name."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def array_from_image(img: Image.Image) -> np.ndarray:
+    """An RGB image as an (H, W, 3) float32 array in [0, 1] (what trained style networks take, torch-free)."""
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def image_from_array(a: np.ndarray) -> Image.Image:
+    """An (H, W, 3) array in [0, 1] as an RGB image, clipped and rounded."""
+    return Image.fromarray((np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+
+
 def _fail(msg: str) -> UserError:
     """A UserError whose message is guaranteed to be one line."""
     return UserError(" ".join(msg.split()))

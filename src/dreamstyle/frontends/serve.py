@@ -34,7 +34,6 @@ from ..settings import (
     DreamSettings,
     ExploreSettings,
     StylizeSettings,
-    check,
     describe,
     flag_of,
     make,
@@ -135,14 +134,13 @@ class Studio:
         values = form_values(MODES[mode], body.get("settings") or {})
         values = self._server_paths(MODES[mode], values)
         try:
-            settings = make(MODES[mode], values)
+            make(MODES[mode], values)  # checked here, so a bad value is a 400 and no job
         except SettingError as e:
             raise HTTPException(400, e.render(lambda name: name)) from None
         except DreamstyleError as e:
             raise HTTPException(400, str(e)) from None
         except TypeError as e:
             raise HTTPException(400, str(e)) from None
-        check(settings)
         from .. import api
 
         job_id, folder = self.queue.new_folder()
@@ -203,8 +201,7 @@ class Studio:
 
     def live(self, frame: bytes, model: str, size: int) -> bytes:
         """One webcam frame through a trained network, at once (not queued)."""
-        import numpy as np
-
+        from ..images import array_from_image, image_from_array
         from ..tasks.apply import load_styler, stylize_array
 
         try:
@@ -221,9 +218,9 @@ class Studio:
                 except DreamstyleError as e:
                     raise HTTPException(400, str(e)) from None
             styler = self.stylers[ref]
-            out = stylize_array(styler, np.asarray(image, dtype=np.float32) / 255.0)
+            out = stylize_array(styler, array_from_image(image))
         buf = io.BytesIO()
-        Image.fromarray((out * 255 + 0.5).astype(np.uint8)).save(buf, format="JPEG", quality=85)
+        image_from_array(out).save(buf, format="JPEG", quality=85)
         return buf.getvalue()
 
 

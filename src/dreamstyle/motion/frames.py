@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import UserError
-from ..images import IMAGE_SUFFIXES, long_side_size
+from ..images import image_files, long_side_size
 
 DEFAULT_FOLDER_FPS = Fraction(24)
 
@@ -23,7 +23,7 @@ def read_frames(source: str | os.PathLike, size: int | None = None, start: float
     if not p.exists():
         raise UserError(f"video '{source}' does not exist")
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(p)
         rate = DEFAULT_FOLDER_FPS
         frames = [_open(f) for i, f in enumerate(files) if start <= i / rate and (end is None or i / rate < end)]
     else:

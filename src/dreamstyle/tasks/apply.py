@@ -19,7 +19,16 @@ from .. import __version__
 from ..errors import UserError
 from ..events import Run, guarded
 from ..fastnet.styles import bundled_onnx, find_bundled
-from ..images import IMAGE_SUFFIXES, as_image, check_output_folder, check_output_path, long_side_size, save_image
+from ..images import (
+    array_from_image,
+    as_image,
+    check_output_folder,
+    check_output_path,
+    image_files,
+    image_from_array,
+    long_side_size,
+    save_image,
+)
 from ..settings import ApplySettings, as_params
 
 Styler = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) float32 in [0, 1] -> the same
@@ -73,7 +82,7 @@ def expand_inputs(images: Sequence[str | os.PathLike | Image.Image]) -> list[str
     out: list[str | os.PathLike | Image.Image] = []
     for item in images:
         if not isinstance(item, Image.Image) and Path(item).is_dir():
-            found = sorted(p for p in Path(item).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = image_files(Path(item))
             if not found:
                 raise UserError(f"folder '{item}' has no images; give image files or a folder of them")
             out.extend(found)
@@ -123,9 +132,7 @@ def apply(images: Sequence[str | os.PathLike | Image.Image], s: ApplySettings, o
             photo, name = as_image(item, "content")
             if s.size is not None:
                 photo = photo.resize(long_side_size(photo, s.size), Image.Resampling.LANCZOS)
-            array = np.asarray(photo, dtype=np.float32) / 255.0
-            out = stylize_array(styler, array, s.strength, s.preserve_color)
-            image = Image.fromarray((out * 255.0 + 0.5).astype(np.uint8))
+            image = image_from_array(stylize_array(styler, array_from_image(photo), s.strength, s.preserve_color))
             params = {"dreamstyle": __version__, "command": "apply", "content": name,
                       "style": meta.get("style"), **as_params(s, model=meta.get("name", str(s.model)))}
             image.info["dreamstyle"] = params

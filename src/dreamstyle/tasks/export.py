@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -70,6 +69,9 @@ def export(model: str | os.PathLike, output: str | os.PathLike, s: ExportSetting
         del graph.metadata_props[:]
         graph.metadata_props.add(key=META_KEY, value=meta)
         graph.doc_string = f"dreamstyle style network '{loaded.name}' ({net.arch})"
+        plain = Path(tmp) / "plain.onnx"  # fp32 with the metadata: what int8 quantizes
+        if s.int8:
+            onnx.save(graph, str(plain))
         if s.fp16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -83,8 +85,6 @@ def export(model: str | os.PathLike, output: str | os.PathLike, s: ExportSetting
         if s.int8:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            plain = Path(tmp) / "plain.onnx"
-            onnx.save(onnx.load(str(out)) if not s.fp16 else _with_meta(onnx.load(str(raw)), meta), str(plain))
             q_out = out.with_name(out.stem + ".int8.onnx")
             with atomic_path(q_out) as target, _quiet():
                 quantize_dynamic(str(plain), target, weight_type=QuantType.QUInt8)
@@ -92,11 +92,6 @@ def export(model: str | os.PathLike, output: str | os.PathLike, s: ExportSetting
             events.step("int8", reports[-1].max_abs_diff)
     events.finish(None, out, {"exported": [str(r.path) for r in reports]})
     return reports
-
-
-def _with_meta(graph: Any, meta: str) -> Any:
-    graph.metadata_props.add(key=META_KEY, value=meta)
-    return graph
 
 
 def _export_graph(net: torch.nn.Module, path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,16 @@ from ..errors import SettingError, UserError
 from ..events import Run, guarded
 from ..fastnet.modelfile import StyleModel, load_model, save_model
 from ..fastnet.network import TransformerNet
-from ..images import IMAGE_SUFFIXES, as_image, check_output_folder, resized_tensor, save_image, to_image, to_tensor
+from ..images import (
+    IMAGE_SUFFIXES,
+    as_image,
+    check_output_folder,
+    image_files,
+    resized_tensor,
+    save_image,
+    to_image,
+    to_tensor,
+)
 from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss, loss_defaults
 from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import TrainSettings, as_params
@@ -48,12 +57,18 @@ class PhotoFolder:
         root = Path(folder)
         if not root.is_dir():
             raise SettingError("data", f"'{folder}' is not a folder; give a folder of training photos")
-        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        self.files = image_files(root, recursive=True)
         if not self.files:
             raise SettingError("data", f"'{folder}' has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); give a "
                                "folder of photos, such as COCO's train2014")
         self.bad: set[Path] = set()
+        self.readable = list(self.files)  # the files not yet found unreadable, in order
         self.rng = random.Random(seed)
+
+    def skip(self, paths: Iterable[Path]) -> None:
+        """Count these files as unreadable and draw no more crops from them."""
+        self.bad.update(paths)
+        self.readable = [p for p in self.files if p not in self.bad]
 
     def _open(self, path: Path) -> Image.Image | None:
         try:
@@ -61,17 +76,16 @@ class PhotoFolder:
                 im.draft("RGB", (512, 512))  # JPEGs decode at a reduced size: much faster, plenty for crops
                 return im.convert("RGB")
         except Exception:  # noqa: BLE001 - any unreadable file is skipped, whatever the reason
-            self.bad.add(path)
+            self.skip([path])
             return None
 
     def crop(self, size: int) -> torch.Tensor:
         """One random ``size`` x ``size`` crop (3, S, S) of a random readable photo, flipped half the time."""
         while True:
-            good = [p for p in self.files if p not in self.bad]
-            if not good:
+            if not self.readable:
                 raise UserError(f"none of the {len(self.files)} image files under the data folder could be read; "
                                 "give a folder of JPEG or PNG photos")
-            img = self._open(self.rng.choice(good))
+            img = self._open(self.rng.choice(self.readable))
             if img is not None:
                 break
         w, h = img.size
@@ -143,7 +157,7 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     done = int(train_state.get("step", 0))
     if "data_rng" in train_state:
         data.rng.setstate(_as_tuples(train_state["data_rng"]))
-        data.bad.update(Path(p) for p in train_state.get("unreadable", []))
+        data.skip(Path(p) for p in train_state.get("unreadable", []))
     events.total = s.max_steps
     events.done = done
 

@@ -21,7 +21,7 @@ from .. import __version__
 from ..animation import check_animation_path, save_animation
 from ..errors import UserError
 from ..events import Run, guarded
-from ..images import save_image
+from ..images import array_from_image, image_from_array, save_image
 from ..motion.flow import CUT_RELIABLE, flow, reliable, warp
 from ..motion.frames import read_frames
 from ..settings import VideoSettings, as_params
@@ -48,7 +48,7 @@ def video(source: str | os.PathLike, output: str | os.PathLike, s: VideoSettings
         previous: tuple[np.ndarray, np.ndarray] | None = None  # (input, output) of the last frame
         for i, frame in enumerate(frames):
             path = work / f"{i:06d}.png"
-            photo = np.asarray(frame, dtype=np.float32) / 255.0
+            photo = array_from_image(frame)
             cut, reliable_share = False, 1.0
             if path.exists():  # done by an earlier run of the same command
                 image = Image.open(path).convert("RGB")
@@ -62,10 +62,10 @@ def video(source: str | os.PathLike, output: str | os.PathLike, s: VideoSettings
                     if not cut:
                         weight = s.temporal_weight * mask[..., None].astype(np.float32)
                         styled = weight * warp(previous[1], back) + (1 - weight) * styled
-                image = Image.fromarray((np.clip(styled, 0, 1) * 255 + 0.5).astype(np.uint8))
+                image = image_from_array(styled)
                 save_image(image, path)
             # the next frame builds on exactly what was saved, so a resumed run matches an unbroken one
-            previous = (photo, np.asarray(image, dtype=np.float32) / 255.0)
+            previous = (photo, array_from_image(image))
             done.append(image)
             events.step("cut" if cut else f"frame {i + 1}", 0.0, {"reliable": reliable_share},
                         preview=_shown(image))
