@@ -45,12 +45,15 @@ CLI_ONLY = {"help", "output", "quiet", "content", "styles", "photo", "sweep", "m
     ("stylize", [S.StylizeSettings], ()), ("sheet", [S.StylizeSettings], ("save_every",)),
     ("dream", [S.DreamSettings, S.ZoomSettings], ()), ("explore", [S.ExploreSettings], ("model",)),
     ("train", [S.TrainSettings], ()), ("apply", [S.ApplySettings], ()), ("export", [S.ExportSettings], ()),
-    ("video", [S.VideoSettings], ()),
+    ("video", [S.VideoSettings, S.ApplySettings], ()),
+    ("video --mode stylize", [S.VideoSettings, S.StylizeSettings], ()),
+    ("video --mode dream", [S.VideoSettings, S.DreamSettings], ()),
 ])
 def test_the_cli_parser_and_the_settings_agree(command, classes, skip):
     """Every setting has its option (flag, choices, arity, help with the default), and every option is a
-    setting or one of the command line's own few (output, quiet, positionals)."""
-    parser = _subparsers(dreamstyle_cli.build_parser())[command]
+    setting or one of the command line's own few (output, quiet, positionals). ``video`` takes its mode's."""
+    command, _, mode = command.partition(" --mode ")
+    parser = _subparsers(dreamstyle_cli.build_parser(mode or "apply"))[command]
     by_dest = {a.dest: a for a in parser._actions}
     names = set()
     for cls in classes:

@@ -92,7 +92,7 @@ CASES = []
 for _command, _classes in (("stylize", [S.StylizeSettings]), ("dream", [S.DreamSettings, S.ZoomSettings]),
                            ("explore", [S.ExploreSettings]), ("train", [S.TrainSettings]),
                            ("apply", [S.ApplySettings]), ("export", [S.ExportSettings]),
-                           ("video", [S.VideoSettings])):
+                           ("video", [S.VideoSettings, S.ApplySettings])):
     for _cls in _classes:
         for _f, _o in S.options(_cls):
             if not _o.cli or (_command == "explore" and _f.name == "model"):

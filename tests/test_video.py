@@ -79,7 +79,8 @@ def test_an_interrupted_run_resumes_to_the_same_frames(clip, tmp_path, monkeypat
         ctrl_c_at_step(m, 4)
         with pytest.raises(dreamstyle.Interrupted):
             dreamstyle.video(clip, cut, progress=False)
-    assert not cut.exists() and len(list((tmp_path / "cut.gif.frames").glob("*.png"))) == 4
+    # three frames were saved; the fourth was in progress (its step reported, not yet saved) and is redone
+    assert not cut.exists() and len(list((tmp_path / "cut.gif.frames").glob("*.png"))) == 3
     dreamstyle.video(clip, cut, progress=False)  # the same command again continues
     a, b = read_frames(whole)[0], read_frames(cut)[0]
     assert len(a) == len(b) == 10
@@ -114,3 +115,139 @@ def test_gif_in_and_out(clip, tmp_path):
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
     out = dreamstyle.video(gif, tmp_path / "out.gif", every=2, progress=False)
     assert len(read_frames(out)[0]) == 5
+
+
+# --- the stylize and dream modes, audio, output folders, more bad input ----------------------------------
+
+SMALL_CLIP = dict(every=2, progress=False)  # 5 frames of the pan
+
+
+def test_stylize_mode_holds_the_frames_together(clip, image_files, tmp_path):
+    """The first frame is a full style transfer; each later one starts from the warped previous result
+    with the temporal loss, so the clip flickers less than frames stylized one by one."""
+    inputs = [np.asarray(f) for f in read_frames(clip, every=2)[0]]
+    errors = {}
+    for weight in (0.0, None):
+        out = dreamstyle.video(clip, tmp_path / f"s{weight}.gif", mode="stylize", style_images=[image_files.style],
+                               temporal_weight=weight, size=96, iterations=24, frame_iterations=12, **SMALL_CLIP)
+        frames = [np.asarray(f) for f in read_frames(out)[0]]
+        assert len(frames) == 5 and frames[0].shape == (96, 96, 3)
+        assert np.abs(frames[0].astype(float) - inputs[0]).mean() > 5  # styled, not the input back
+        errors[weight] = warping_error(frames, inputs)
+    assert errors[None] < 0.7 * errors[0.0], errors
+
+
+def test_dream_mode_carries_the_dream_along_the_flow(clip, tmp_path):
+    inputs = [np.asarray(f) for f in read_frames(clip, every=2)[0]]
+    errors = {}
+    for weight in (0.0, None):
+        out = dreamstyle.video(clip, tmp_path / f"d{weight}.gif", mode="dream", temporal_weight=weight, octaves=2,
+                               iterations=8, frame_iterations=2, **SMALL_CLIP)
+        frames = [np.asarray(f) for f in read_frames(out)[0]]
+        assert len(frames) == 5
+        assert np.abs(frames[-1].astype(float) - inputs[-1]).mean() > 2  # dreamed, not the input back
+        errors[weight] = warping_error(frames, inputs)
+    assert errors[None] < 0.7 * errors[0.0], errors
+
+
+def _mp4_with_audio(path: Path, frames: list[Image.Image], fps: int = 10) -> None:
+    """An H.264 MP4 with a 440 Hz AAC tone as long as the frames, made with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
+        audio = container.add_stream("aac", rate=44100)
+        for frame in frames:
+            for packet in video.encode(av.VideoFrame.from_image(frame)):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        samples = int(44100 * len(frames) / fps)
+        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44100)).astype(np.float32)[None]
+        for start in range(0, samples, 1024):
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + 1024]), format="fltp",
+                                               layout="mono")
+            chunk.sample_rate, chunk.pts = 44100, start
+            for packet in audio.encode(chunk):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+
+
+def _audio_seconds(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return 0.0
+        stream = container.streams.audio[0]
+        return sum(float(p.duration * stream.time_base) for p in container.demux(stream) if p.duration)
+
+
+def test_mp4_keeps_its_audio_and_frame_rate(clip, tmp_path):
+    source = tmp_path / "talk.mp4"
+    _mp4_with_audio(source, read_frames(clip)[0], fps=10)
+    assert _audio_seconds(source) == pytest.approx(1.0, abs=0.1)
+    out = dreamstyle.video(source, tmp_path / "out.mp4", progress=False)
+    frames, rate = read_frames(out)
+    assert len(frames) == 10 and float(rate) == pytest.approx(10)
+    assert _audio_seconds(out) == pytest.approx(1.0, abs=0.1)
+    half = dreamstyle.video(source, tmp_path / "half.mp4", start=0.5, progress=False)  # the audio is cut to match
+    assert len(read_frames(half)[0]) == 5 and _audio_seconds(half) == pytest.approx(0.5, abs=0.1)
+
+
+def test_a_folder_of_frames_out(clip, tmp_path):
+    out = dreamstyle.video(clip, tmp_path / "frames", every=5, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png"]
+    assert not (tmp_path / "frames.frames").exists() and not (tmp_path / "frames.writing").exists()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(UserError, match="not empty"):
+        dreamstyle.video(clip, tmp_path / "full", progress=False)
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_an_unreadable_codec_and_an_unwritable_output_are_clear_errors(clip, tmp_path):
+    good = tmp_path / "good.mp4"
+    dreamstyle.video(clip, good, temporal_weight=0.0, progress=False)
+    data = good.read_bytes()
+    tag = b"avc1" if b"avc1" in data else b"mp4v"
+    odd = tmp_path / "odd.mp4"
+    odd.write_bytes(data.replace(tag, b"zzzz"))  # a codec no decoder knows
+    with pytest.raises(UserError, match="cannot decode|not a video"):
+        dreamstyle.video(odd, tmp_path / "o.mp4", progress=False)
+    assert not (tmp_path / "o.mp4").exists()
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(UserError, match="does not exist|not a folder|cannot write"):
+        dreamstyle.video(clip, blocker / "out.mp4", progress=False)
+
+
+def test_mode_options_are_checked(clip, image_files, tmp_path):
+    from dreamstyle.errors import SettingError
+
+    cases = [({"mode": "stylize"}, "style_images"), ({"style_images": [image_files.style]}, "style_images"),
+             ({"frame_iterations": 3}, "frame_iterations"), ({"mode": "dream", "temporal_weight": 1.0}, "below 1"),
+             ({"mode": "apply", "octaves": 2}, "octaves")]
+    for settings, words in cases:
+        with pytest.raises((SettingError, TypeError), match=words):
+            dreamstyle.video(clip, tmp_path / "x.gif", progress=False, **settings)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_command_line_takes_each_modes_options(clip, image_files, tmp_path, capsys):
+    from dreamstyle.frontends import cli
+
+    out = tmp_path / "s.gif"
+    code = cli.main(["video", str(clip), "-o", str(out), "--mode", "stylize", "--style", str(image_files.style),
+                     "--size", "64", "--iterations", "4", "--frame-iterations", "2", "--every", "5", "--quiet"])
+    assert code == 0 and len(read_frames(out)[0]) == 2
+    with pytest.raises(SystemExit) as exit_:  # argparse refuses it while parsing
+        cli.main(["video", str(clip), "-o", str(tmp_path / "a.gif"), "--iterations", "4", "--quiet"])
+    code, err = exit_.value.code, capsys.readouterr().err
+    assert code == 2 and "--iterations" in err and len(err.strip().splitlines()) == 1  # not an apply option
+    with pytest.raises(SystemExit):
+        cli.main(["video", "--mode", "dream", "--help"])
+    shown = capsys.readouterr().out
+    assert "--octaves" in shown and "--temporal-weight" in shown and "--strength" not in shown

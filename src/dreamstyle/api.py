@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from .events import CancelToken, Run, Subscriber
 from .settings import (
+    VIDEO_MODES,
     ApplySettings,
     DreamSettings,
     ExploreSettings,
@@ -26,6 +27,7 @@ from .settings import (
     VideoSettings,
     ZoomSettings,
     make,
+    options,
     signature_of,
     split,
 )
@@ -197,17 +199,21 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, progress: boo
 
 
 @signature_of(VideoSettings, _P("source", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
-              **_NO_OUTPUT)
+              progress=True, on_event=None, preview_every=0, cancel=None)
 def video(source: str | os.PathLike, output: str | os.PathLike, *, progress: bool = True,
           on_event: Subscriber | None = None, preview_every: int = 0, cancel: CancelToken | None = None,
           **settings: Any) -> Path:
-    """A video (file, GIF or folder of frames) through a trained style, kept steady by optical flow;
-    written to ``output`` (.mp4 or .gif). Rerunning after an interruption continues where it stopped."""
-    s = make(VideoSettings, settings)
+    """A video (file, GIF or folder of frames) kept steady by optical flow, written to ``output`` (.mp4,
+    .gif or a new folder of frames). ``mode`` picks what each frame gets, and the mode's own settings come
+    as keywords too: those of :func:`apply` (the default), :func:`stylize` (with ``style_images``) or
+    :func:`dream`. Rerunning after an interruption continues where it stopped."""
+    video_names = {f.name for f, _ in options(VideoSettings)}
+    s = make(VideoSettings, {k: v for k, v in settings.items() if k in video_names})
+    mode_settings = make(VIDEO_MODES[s.mode], {k: v for k, v in settings.items() if k not in video_names})
     from .tasks import video as task
 
     with _events("video", progress, on_event, preview_every, cancel) as run:
-        return task.video(source, output, s, run)
+        return task.video(source, output, s, mode_settings, run)
 
 
 __all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export", "video"]

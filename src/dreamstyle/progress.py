@@ -22,7 +22,9 @@ class ProgressBar:
             self.bar.set_description(event.label, refresh=False)
             self.bar.set_postfix({"loss": f"{event.loss:.3g}", **{k: f"{v:.3g}" for k, v in event.parts.items()}},
                                  refresh=False)
-            self.bar.update(1)
+            if event.total != self.bar.total:  # a video's scene cut adds a full first frame's steps
+                self.bar.total = event.total
+            self.bar.update(event.step - self.bar.n)  # a resumed video skips the steps done before
         elif isinstance(event, Done):
             self.close()
 

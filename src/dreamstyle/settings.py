@@ -226,33 +226,45 @@ class ExportSettings:
                           minimum=16, maximum=4096, sweep=False)
 
 
-VIDEO_MODES = ("apply",)
+# Per video mode: the temporal weight and the steps of every frame after the first.
+TEMPORAL_DEFAULTS = {"apply": 0.6, "stylize": 3000.0, "dream": 0.8}
+FRAME_ITERATIONS = {"stylize": 30, "dream": 6}
 
 
 @dataclass
 class VideoSettings:
-    """A video through a trained style network, with flow-based temporal consistency."""
+    """A video frame by frame, kept steady by optical flow. The mode's own settings come beside these:
+    :class:`ApplySettings`, :class:`StylizeSettings` or :class:`DreamSettings` (see :data:`VIDEO_MODES`)."""
 
-    mode: str = opt("apply", "what to do to each frame: apply a trained style (stylize and dream modes are not "
-                    "built yet)", "choice", choices=VIDEO_MODES)
-    model: str = opt("starry_night", "a bundled style, a .pt or an .onnx file", "text", main=True)
-    size: int | None = opt(None, "long side of the frames", "int", minimum=16, maximum=MAX_SIDE,
-                           default_text="the video's", main=True)
-    strength: float = opt(1.0, "blend with the original frame", "float", minimum=0, maximum=1)
-    preserve_color: bool = opt(False, "keep the video's colours", "bool")
-    temporal_weight: float = opt(0.6, "how much of the previous stylized frame, warped by the optical flow, each "
-                                 "frame keeps where the flow is reliable; 0 for frame by frame", "float",
-                                 minimum=0, maximum=0.95, main=True)
+    mode: str = opt("apply", "what each frame gets: a trained style (fast), style transfer by optimization "
+                    "(--style PAINTING, slow) or Deep Dream; each mode takes that command's options", "choice",
+                    choices=("apply", "stylize", "dream"), main=True)
+    style_images: list[str] | None = opt(None, "the painting(s) of --mode stylize", "paths", flag="--style",
+                                         metavar="PAINTING", sweep=False)
+    temporal_weight: float | None = opt(None, "how strongly each frame holds to the previous result, warped by "
+                                        "the optical flow, where the flow is reliable; 0 for frame by frame. "
+                                        "apply and dream: the share kept (below 1); stylize: the weight of "
+                                        "the temporal loss", "float", minimum=0,
+                                        default_text=", ".join(f"{k} {v:g}" for k, v in TEMPORAL_DEFAULTS.items()),
+                                        main=True)
+    frame_iterations: int | None = opt(None, "steps for each frame after the first, which starts from the "
+                                       "previous result (stylize, dream)", "int", minimum=1, maximum=10**5,
+                                       default_text=", ".join(f"{k} {v}" for k, v in FRAME_ITERATIONS.items()))
     start: float = opt(0.0, "first second to use", "float", minimum=0)
     end: float | None = opt(None, "second to stop at", "float", above=0, default_text="the end")
     every: int = opt(1, "use every Nth frame", "int", minimum=1, maximum=1000)
+
+
+# The video modes and the settings each takes beside VideoSettings.
+VIDEO_MODES: dict[str, type] = {"apply": ApplySettings, "stylize": StylizeSettings, "dream": DreamSettings}
 
 
 # Each command's settings classes (what its options are made from).
 COMMANDS: dict[str, tuple[type, ...]] = {"stylize": (StylizeSettings,), "sheet": (StylizeSettings,),
                                          "dream": (DreamSettings, ZoomSettings), "explore": (ExploreSettings,),
                                          "train": (TrainSettings,), "apply": (ApplySettings,),
-                                         "export": (ExportSettings,), "video": (VideoSettings,)}
+                                         "export": (ExportSettings,),
+                                         "video": (VideoSettings, *VIDEO_MODES.values())}
 
 
 # --- reading the definitions ---------------------------------------------------------------------
@@ -476,6 +488,6 @@ def split(values: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
 
 
 __all__ = ["Opt", "NetworkSettings", "StylizeSettings", "DreamSettings", "ZoomSettings", "ExploreSettings",
-           "TrainSettings", "ApplySettings", "ExportSettings", "VideoSettings",
+           "TrainSettings", "ApplySettings", "ExportSettings", "VideoSettings", "VIDEO_MODES",
            "COMMANDS", "options", "flag_of", "make", "check", "check_value", "parse_taps", "describe",
            "parse_text", "sweepable", "as_params", "signature_of", "split"]

@@ -19,6 +19,7 @@ from typing import Any
 from .. import __version__
 from ..settings import COMMANDS as SETTINGS_OF
 from ..settings import (
+    VIDEO_MODES,
     ApplySettings,
     DreamSettings,
     ExploreSettings,
@@ -119,7 +120,8 @@ def add_settings(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str]
         parser.add_argument(flag_of(cls, f.name), **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(video_mode: str = "apply") -> argparse.ArgumentParser:
+    """The whole command line; ``video`` takes the options of ``video_mode`` (apply, stylize or dream)."""
     parser = _Parser(prog="dreamstyle", description="Neural image stylization: style transfer, Deep Dream, "
                      "networks and their taps.")
     parser.add_argument("--version", action="version", version=f"dreamstyle {__version__}")
@@ -179,10 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
             ("export", ExportSettings, "export a trained network to ONNX for phones and browsers",
              "Write an ONNX file with a dynamic height and width and the model's metadata, and check "
              "onnxruntime's output against PyTorch's.", ("source", "model", None), None),
-            ("video", VideoSettings, "a video through a trained style, without flicker",
-             "Stylize every frame of a video (MP4, GIF or a folder of frames) with a trained style, tied to the "
-             "last frame by optical flow. Rerun the same command to continue an interrupted run.",
-             ("source", "video", None), "the output video (.mp4 or .gif)")):
+            ("video", VideoSettings, "a video through a trained style, style transfer or Deep Dream, without "
+             "flicker", f"Each frame of a video (MP4, GIF or a folder of frames), tied to the last by optical flow. "
+             f"--mode {video_mode} takes the options below; see `dreamstyle video --mode MODE --help` for the "
+             "others'. Rerun the same command to continue an interrupted run.",
+             ("source", "video", None), "the output: .mp4 (keeps the audio), .gif, or a new folder of frames")):
         p = sub.add_parser(name, help=help_, description=description)
         dest, metavar, nargs = positional
         p.add_argument(dest, metavar=metavar, nargs=nargs)
@@ -191,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--onnx", dest="output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
         add_settings(p, cls)
+        if cls is VideoSettings:
+            add_settings(p, VIDEO_MODES[video_mode])
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     v = sub.add_parser("serve", help="the local web studio: stylize, apply, dream and explore in the browser",
@@ -368,6 +373,19 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "can't allocate memory" in text
 
 
+def _video_mode(argv: Sequence[str]) -> str:
+    """The --mode of a ``video`` command line (its options depend on it); apply if none or not valid."""
+    if "video" not in argv:
+        return "apply"
+    mode = "apply"
+    for i, arg in enumerate(argv):
+        if arg == "--mode" and i + 1 < len(argv):
+            mode = argv[i + 1]
+        elif arg.startswith("--mode="):
+            mode = arg.partition("=")[2]
+    return mode if mode in VIDEO_MODES else "apply"  # argparse then refuses a wrong mode in one line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import DreamstyleError, SettingError
     from ..events import Interrupted, Terminated, raise_on_sigterm
@@ -376,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     command = None
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(_video_mode(argv))
         args = parser.parse_args(argv)
         command = args.command
         if args.show_params:

@@ -10,6 +10,7 @@ from typing import Any
 from .base import Objective, Term
 from .content import ContentLoss
 from .style import StyleLoss, gram
+from .temporal import TemporalLoss
 from .tv import TVLoss
 
 # Loss weights for these normalized losses, shared by stylize and train; a backbone may override them
@@ -23,4 +24,5 @@ def loss_defaults(spec: Any) -> dict[str, Any]:
     return {**DEFAULTS, **spec.defaults}
 
 
-__all__ = ["Objective", "Term", "ContentLoss", "StyleLoss", "TVLoss", "gram", "DEFAULTS", "loss_defaults"]
+__all__ = ["Objective", "Term", "ContentLoss", "StyleLoss", "TVLoss", "TemporalLoss", "gram", "DEFAULTS",
+           "loss_defaults"]

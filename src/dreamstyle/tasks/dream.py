@@ -103,7 +103,7 @@ class Dreamer:
                       on_step=lambda step, value: events.step(label, value))
 
 
-def _finish(result: torch.Tensor, original: torch.Tensor, preserve_color: str) -> torch.Tensor:
+def recolor(result: torch.Tensor, original: torch.Tensor, preserve_color: str) -> torch.Tensor:
     if preserve_color == "luminance":
         return combine_luminance(result, original)
     if preserve_color == "match":
@@ -152,7 +152,7 @@ def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike |
         if current is None:
             result = photo
         else:
-            result = to_image(_finish(current, resized_tensor(photo, max(current.shape[-2:]), dreamer.device),
+            result = to_image(recolor(current, resized_tensor(photo, max(current.shape[-2:]), dreamer.device),
                                       s.preserve_color))
         kept = {**params, "interrupted_at": events.done, "seconds": round(time.perf_counter() - started, 2)}
         path = save_image(result, out_path, kept) if out_path else None
@@ -171,7 +171,7 @@ def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike |
                                                      generator, events, f"{w}x{h}")
             detail = current - base
             state["base"] = base
-        result = to_image(_finish(state["current"], state["base"], s.preserve_color))
+        result = to_image(recolor(state["current"], state["base"], s.preserve_color))
         params["seconds"] = round(time.perf_counter() - started, 2)
         result.info["dreamstyle"] = params
         path = save_image(result, out_path, params) if out_path is not None else None
@@ -235,7 +235,7 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
             zoomed = _zoom_in(current, zoom.zoom_scale)
             current = dreamer.run(zoomed, loss, zoom.frame_iterations, generator, events,
                                   f"frame {i + 1}/{zoom.frames}")
-            current = _finish(current, zoomed, settings.preserve_color)  # colours carried frame to frame
+            current = recolor(current, zoomed, settings.preserve_color)  # colours carried frame to frame
             images.append(to_image(current))
         params = {**used, "command": "dream --zoom", **as_params(zoom, frames=len(images)),
                   "seconds": round(time.perf_counter() - started, 2)}

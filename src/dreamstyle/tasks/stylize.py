@@ -35,7 +35,7 @@ from ..images import (
     to_image,
     to_tensor,
 )
-from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss, loss_defaults
+from ..objectives import ContentLoss, Objective, StyleLoss, Term, TVLoss, loss_defaults
 from ..objectives.dream import DreamLoss, DreamTarget, parse_targets, resolve_channels
 from ..optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
 from ..optimize.memory import check_fits
@@ -72,6 +72,7 @@ class Prepared:
     params: dict[str, Any]
     sizes: list[int] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
+    extra_terms: list[tuple[Term, float]] = field(default_factory=list)  # e.g. video's temporal loss
 
 
 def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], settings: StylizeSettings,
@@ -173,7 +174,7 @@ def run(p: Prepared, events: Run) -> Image.Image:
                 style_feats = [p.extractor(x) for x in style_ts]
             level_masks = None if p.masks is None else [_mask_tensor(m, w, h, dev, p.extractor.margin(h, w))
                                                         for m in p.masks]
-            terms: list[tuple[Any, float]] = [
+            terms: list[tuple[Term, float]] = [
                 (ContentLoss(p.content_taps, content_feats), p.weights["content_weight"]),
                 (StyleLoss(p.style_taps, style_feats, p.blend, p.style_loss, level_masks, p.smooth),
                  p.weights["style_weight"]),
@@ -185,7 +186,7 @@ def run(p: Prepared, events: Run) -> Image.Image:
                     p.params["dream"] = [str(t) for t in dream_targets]
                 # measured relative to the content's own activation, so a weight means the same at every level
                 terms.append((DreamLoss(dream_targets, reference=content_feats), DREAM_SCALE))
-            objective = Objective(terms)
+            objective = Objective([*terms, *p.extra_terms])
             if state["current"] is None:
                 start = _initial_image(s.init, p.init_image, seen_content, style_ts[0])
                 if s.preserve_color == "luminance":
