@@ -251,3 +251,23 @@ def test_the_command_line_takes_each_modes_options(clip, image_files, tmp_path, 
         cli.main(["video", "--mode", "dream", "--help"])
     shown = capsys.readouterr().out
     assert "--octaves" in shown and "--temporal-weight" in shown and "--strength" not in shown
+
+
+@pytest.mark.parametrize("mode", ["stylize", "dream"])
+def test_the_slow_modes_resume_to_the_same_frames(mode, clip, image_files, tmp_path, monkeypatch):
+    """Stylize and dream frames build on the saved previous frame and seed per frame, so a run stopped
+    inside a frame and started again ends where an unbroken run does."""
+    settings = {"stylize": dict(style_images=[image_files.style], size=64, iterations=6, frame_iterations=3),
+                "dream": dict(octaves=2, iterations=3, frame_iterations=2)}[mode]
+    whole = dreamstyle.video(clip, tmp_path / "whole.gif", mode=mode, **settings, **SMALL_CLIP)
+    cut = tmp_path / "cut.gif"
+    with monkeypatch.context() as m:
+        ctrl_c_at_step(m, 10)  # inside the third frame in both
+        with pytest.raises(dreamstyle.Interrupted):
+            dreamstyle.video(clip, cut, mode=mode, **settings, **SMALL_CLIP)
+    assert not cut.exists() and 1 <= len(list((tmp_path / "cut.gif.frames").glob("*.png"))) < 5
+    dreamstyle.video(clip, cut, mode=mode, **settings, **SMALL_CLIP)
+    a, b = read_frames(whole)[0], read_frames(cut)[0]
+    assert len(a) == len(b) == 5
+    diffs = [float(np.abs(np.asarray(x, float) - np.asarray(y, float)).max()) for x, y in zip(a, b)]
+    assert max(diffs) == 0, diffs
