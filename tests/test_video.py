@@ -229,7 +229,8 @@ def test_mode_options_are_checked(clip, image_files, tmp_path):
 
     cases = [({"mode": "stylize"}, "style_images"), ({"style_images": [image_files.style]}, "style_images"),
              ({"frame_iterations": 3}, "frame_iterations"), ({"mode": "dream", "temporal_weight": 1.0}, "below 1"),
-             ({"mode": "apply", "octaves": 2}, "octaves")]
+             ({"mode": "apply", "octaves": 2}, "octaves"),
+             ({"mode": "stylize", "style_images": [image_files.style], "save_every": 2}, "save_every")]
     for settings, words in cases:
         with pytest.raises((SettingError, TypeError), match=words):
             dreamstyle.video(clip, tmp_path / "x.gif", progress=False, **settings)

@@ -146,6 +146,9 @@ def _framer(s: VideoSettings, ms: Any, weight: float, frame_steps: int, first: I
     if s.mode == "stylize":
         if not s.style_images:
             raise SettingError("style_images", "is needed by --mode stylize: give the painting(s) to paint in")
+        if ms.save_every:
+            raise SettingError("save_every", "is for still images; a video keeps each finished frame in its work "
+                               "folder (OUT.frames/) until the video is written")
         return _Stylize(ms, s.style_images, weight, frame_steps, first)
     if s.style_images:
         raise SettingError("style_images", f"is for --mode stylize; --mode {s.mode} does not use it")
