@@ -227,7 +227,7 @@ class ExportSettings:
 
 
 # Per video mode: the temporal weight and the steps of every frame after the first.
-TEMPORAL_DEFAULTS = {"apply": 0.6, "stylize": 3000.0, "dream": 0.8}
+TEMPORAL_DEFAULTS = {"apply": 0.6, "stylize": 3000.0, "dream": 0.9}
 FRAME_ITERATIONS = {"stylize": 30, "dream": 6}
 
 
