@@ -168,6 +168,13 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
+def tensor_from_array(a: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """An (H, W, 3) float array in [0, 1] as a (1, 3, H, W) float32 tensor on ``device``, without rounding."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))[None].to(device)
+
+
 def to_image(t: torch.Tensor) -> Image.Image:
     """Convert a (1, 3, H, W) or (3, H, W) tensor (any dtype/device) to an RGB image; clamps and rounds."""
     import torch

@@ -28,6 +28,7 @@ from ..images import (
     image_from_array,
     long_side_size,
     save_image,
+    tensor_from_array,
 )
 from ..settings import ApplySettings, as_params
 
@@ -60,7 +61,7 @@ def load_styler(model: str | os.PathLike, device: str = "auto") -> tuple[Styler,
 
     def run(array: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None].to(dev)
+            x = tensor_from_array(array, dev)
             return loaded.net(x)[0].float().cpu().numpy().transpose(1, 2, 0)
     return run, {**loaded.meta, "name": loaded.name}
 

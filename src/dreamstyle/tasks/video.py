@@ -29,7 +29,7 @@ from .. import __version__
 from ..animation import check_animation_path, save_animation
 from ..errors import SettingError, UserError
 from ..events import Child, Run, guarded
-from ..images import array_from_image, check_output_folder, image_from_array, save_image
+from ..images import array_from_image, check_output_folder, image_from_array, save_image, tensor_from_array
 from ..motion.blend import steady_blend
 from ..motion.flow import CUT_RELIABLE, flow, reliable, warp
 from ..motion.frames import read_frames
@@ -128,7 +128,7 @@ def check_video_output(output: str | os.PathLike) -> Path:
 def _write(frames: list[Image.Image], out: Path, fps: float, params: dict[str, Any],
            audio: tuple[str, float, float | None] | None) -> Path:
     if out.suffix:
-        return save_animation(frames, out, fps, params, audio if out.suffix.lower() == ".mp4" else None)
+        return save_animation(frames, out, fps, params, audio)  # only an MP4 takes the audio
     staging = out.with_name(out.name + ".writing")  # a folder appears whole, by one rename
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -232,7 +232,7 @@ class _Stylize:
 
         p0 = self.prepared
         warped = np.clip(warp(last[1], back, sharp=True), 0, 1)
-        target = torch.from_numpy(np.ascontiguousarray(warped.transpose(2, 0, 1)))[None].to(p0.device)
+        target = tensor_from_array(warped, p0.device)
         trust = torch.from_numpy(mask.astype(np.float32))[None, None].to(p0.device)
         # the start: the warped result where the flow is reliable, the new frame where it is not (what was
         # hidden before, say, an arm raised: the warp would smear the old picture across it)
@@ -263,7 +263,6 @@ class _Dream:
                        if k not in ("dreamstyle", "command", "image")}
         self.loss = self.dreamer.loss_at(size)
         self.first_steps, self.next_steps = len(sizes) * ms.iterations, frame_steps
-        self.count = 0  # frames dreamed by this run, for the per-frame random jitter
 
     def first(self, photo: np.ndarray, events: Run) -> np.ndarray:
         from .dream import dream
@@ -278,11 +277,10 @@ class _Dream:
         from .dream import recolor
 
         detail = warp(last[1] - last[0], back, sharp=True) * (self.weight * mask[..., None].astype(np.float32))
-        start = torch.from_numpy(np.ascontiguousarray(np.clip(photo + detail, 0, 1).transpose(2, 0, 1)))[None]
-        start = start.to(self.dreamer.device)
+        start = tensor_from_array(np.clip(photo + detail, 0, 1), self.dreamer.device)
         generator = torch.Generator().manual_seed(self.settings.seed + index)  # the same jitter on a resumed run
         dreamed = self.dreamer.run(start, self.loss, self.frame_steps, generator, events, "")
-        original = torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1)))[None].to(dreamed.device)
+        original = tensor_from_array(photo, dreamed.device)
         return array_from_image(to_image(recolor(dreamed, original, self.settings.preserve_color)))
 
 
