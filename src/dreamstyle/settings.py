@@ -226,6 +226,10 @@ class ExportSettings:
                           minimum=16, maximum=4096, sweep=False)
 
 
+# The video modes and the settings each takes beside VideoSettings.
+VIDEO_MODES: dict[str, type] = {"apply": ApplySettings, "stylize": StylizeSettings, "dream": DreamSettings}
+
+
 # Per video mode: the temporal weight and the steps of every frame after the first.
 TEMPORAL_DEFAULTS = {"apply": 0.6, "stylize": 3000.0, "dream": 0.9}
 FRAME_ITERATIONS = {"stylize": 30, "dream": 6}
@@ -238,7 +242,7 @@ class VideoSettings:
 
     mode: str = opt("apply", "what each frame gets: a trained style (fast), style transfer by optimization "
                     "(--style PAINTING, slow) or Deep Dream; each mode takes that command's options", "choice",
-                    choices=("apply", "stylize", "dream"), main=True)
+                    choices=tuple(VIDEO_MODES), main=True)
     style_images: list[str] | None = opt(None, "the painting(s) of --mode stylize", "paths", flag="--style",
                                          metavar="PAINTING", sweep=False)
     temporal_weight: float | None = opt(None, "how strongly each frame holds to the previous result, warped by "
@@ -253,10 +257,6 @@ class VideoSettings:
     start: float = opt(0.0, "first second to use", "float", minimum=0)
     end: float | None = opt(None, "second to stop at", "float", above=0, default_text="the end")
     every: int = opt(1, "use every Nth frame", "int", minimum=1, maximum=1000)
-
-
-# The video modes and the settings each takes beside VideoSettings.
-VIDEO_MODES: dict[str, type] = {"apply": ApplySettings, "stylize": StylizeSettings, "dream": DreamSettings}
 
 
 # Each command's settings classes (what its options are made from).
