@@ -13,13 +13,22 @@ For each clip and mode, ``dreamstyle.video`` runs twice on the same frames: fram
 Modes and the frames they use (a full stylize is ~20 s a frame, so stylize gets fewer frames):
 apply: the first 4 s; stylize: the first 1 s, every 2nd frame; dream: the first 2 s. All at 512 px.
 
+``--memory`` measures peak memory instead (no timings): apply mode over each whole clip and over its
+first 10 frames, and over a 2-minute 720p clip made by looping Big Buck Bunny's packets (no re-encoding),
+each in a fresh interpreter that reports its own high-water mark (VmHWM). Frames stream through the run,
+so the whole clip should peak where its first 10 frames do.
+
     python bench/bench_video.py [--modes apply,stylize,dream] [--size 512]
+    OMP_NUM_THREADS=1 python bench/bench_video.py --memory [--size 512] [--long-size 256] [--long-seconds 120]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,12 +43,93 @@ PLANS = {"apply": (4.0, 1, {"model": "starry_night"}),
          "dream": (2.0, 1, {})}
 
 
+# A fresh interpreter runs one video (apply mode) and reports its own peak resident memory: VmHWM (the
+# parent's memory at the fork would count in ru_maxrss).
+PEAK = r"""
+import json, sys
+import dreamstyle
+source, out, size, end = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+dreamstyle.video(source, out, size=size, end=None if end == "-" else float(end), progress=False,
+                 model="starry_night")
+from dreamstyle.animation import count_frames
+with open("/proc/self/status") as f:
+    peak = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+print(json.dumps({"peak_mib": round(peak, 1), "frames": count_frames(out)}))
+"""
+
+
+def peak_memory(source: Path, out: Path, size: int, end: float | None) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PEAK, str(source), str(out), str(size), "-" if end is None
+                           else str(end)], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{source.name}: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def looped_clip(source: Path, seconds: float, path: Path) -> Path:
+    """``source``'s video packets repeated (timestamps shifted, not re-encoded) to at least ``seconds``."""
+    import av
+
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        packets = [p for p in src.demux(stream) if p.size]
+        tick = round(1 / (stream.average_rate * stream.time_base))
+        span = max(p.pts for p in packets) - min(p.pts for p in packets) + tick
+        with av.open(str(path), "w") as dst:
+            out = dst.add_stream_from_template(stream)
+            for k in range(math.ceil(seconds / float(span * stream.time_base))):
+                for p in packets:
+                    q = av.Packet(bytes(p))
+                    q.pts, q.dts, q.duration, q.time_base = p.pts + k * span, p.dts + k * span, p.duration, p.time_base
+                    q.is_keyframe, q.stream = p.is_keyframe, out
+                    dst.mux(q)
+    return path
+
+
+def memory(args: argparse.Namespace) -> None:
+    """Peak memory of apply mode, whole clips against their first 10 frames."""
+    import av
+
+    results: dict = {"mode": "apply", "model": "starry_night", "size": args.size, "long_size": args.long_size,
+                     "clips": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        clips = [(c, args.size, None) for c in sorted(CLIPS.glob("*.mp4"))]
+        if not clips:
+            harness.log(f"no clips in {CLIPS}; only the looped clip needs one too, so nothing to measure")
+            return
+        bunny = CLIPS / "bigbuckbunny.mp4"
+        if bunny.is_file() and args.long_seconds > 0:
+            clips.append((looped_clip(bunny, args.long_seconds, work / "bunny_loop.mp4"), args.long_size,
+                          args.long_seconds))
+        for clip, size, end in clips:
+            with av.open(str(clip)) as c:
+                stream = c.streams.video[0]
+                rate = float(stream.average_rate)
+                source = f"{stream.codec_context.width}x{stream.codec_context.height}"
+            ten = 10 / rate  # the first 10 frames' seconds
+            row = {"source": source, "fps": round(rate, 3), "size": size,
+                   "whole": peak_memory(clip, work / f"{clip.stem}_whole.mp4", size, end),
+                   "first_10_frames": peak_memory(clip, work / f"{clip.stem}_10.mp4", size, ten - 0.5 / rate)}
+            row["growth_mib"] = round(row["whole"]["peak_mib"] - row["first_10_frames"]["peak_mib"], 1)
+            results["clips"][clip.stem] = row
+            harness.log(f"{clip.stem}: {row}")
+    harness.log(f"wrote {harness.write_results(args.memory_out, results)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="apply,stylize,dream")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results_video.json")
+    parser.add_argument("--memory", action="store_true", help="peak memory instead of flicker and speed")
+    parser.add_argument("--long-size", type=int, default=256, help="--size of the looped 2-minute clip")
+    parser.add_argument("--long-seconds", type=float, default=120.0, help="length of the looped clip (0: none)")
+    parser.add_argument("--memory-out", type=Path, default=ROOT / "bench" / "results_video_memory.json")
     args = parser.parse_args()
+    if args.memory:
+        memory(args)  # before torch is imported here
+        return
     harness.wait_idle()
     import numpy as np
     import torch

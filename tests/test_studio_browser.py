@@ -2,20 +2,23 @@
 
 Skipped where Chromium or Playwright is missing (`.ci/run` installs both). It uploads a photo, picks
 an example painting, runs a short job and watches the preview update, downloads the result, runs
-the webcam mode on Chromium's fake camera, and saves screenshots of the page (desktop and phone) to
-``docs/`` when DREAMSTYLE_SCREENSHOTS is set.
+the webcam mode on Chromium's fake camera, restores every mode's PNG and runs it again, checks the
+result buttons and the Start button's double-click, and saves screenshots of the page (desktop and
+phone) to ``docs/`` when DREAMSTYLE_SCREENSHOTS is set.
 """
 
 from __future__ import annotations
 
-import io
+import base64
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,7 @@ if not Path(CHROMIUM).exists():
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "dreamstyle" / "examples"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-quic"]
 
@@ -121,14 +125,174 @@ def test_live_mode_stylizes_the_fake_camera(server, browser):
 
     if not bundled_styles():
         pytest.skip("no bundled styles")
-    page = browser.new_page()
-    page.goto(server)
-    expect(page.locator("body[data-ready='1']")).to_have_count(1)
+    page = ready(browser, server)
     page.get_by_role("tab", name="Live").click()
     page.click("#start")
     page.wait_for_function("Number(document.body.dataset.liveFrames || 0) >= 5", timeout=60_000)
     expect(page.locator("#live-out")).to_be_visible()
-    shot = Image.open(io.BytesIO(page.locator("#live-out").screenshot()))
-    assert shot.size[0] > 100
+    # A paused <video> draws black frames, which come back as a flat grey box: the picture must have detail.
+    assert page.evaluate(PIXEL_STD, "#live-out") > 20
+    expect(page.locator("#camera")).to_be_visible()  # the camera, small beside the output
+    camera, out = page.locator("#camera").bounding_box(), page.locator("#live-out").bounding_box()
+    assert camera["width"] < out["width"] and camera["x"] >= out["x"] + out["width"]
     expect(page.locator("#status")).to_contain_text("frames/s")
+    expect(page.locator("#start")).to_be_disabled()  # one camera loop at a time
     page.click("#cancel")
+    expect(page.locator("#camera")).to_be_hidden()
+    expect(page.locator("#start")).to_be_enabled()
+
+
+# The standard deviation of an <img>'s pixel values (RGB, 0-255) at its natural size.
+PIXEL_STD = """(sel) => {
+  const img = document.querySelector(sel), c = document.createElement("canvas");
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext("2d"); g.drawImage(img, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let n = 0, s = 0, s2 = 0;
+  for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) { n++; s += d[i + k]; s2 += d[i + k] ** 2; }
+  return Math.sqrt(s2 / n - (s / n) ** 2);
+}"""
+
+
+def ready(browser, server):
+    """A new page of the studio, loaded, with its script errors collected in ``page.errors``."""
+    page = browser.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(server)
+    expect(page.locator("body[data-ready='1']")).to_have_count(1)
+    return page
+
+
+def jobs(server) -> list[dict]:
+    with urllib.request.urlopen(f"{server}/api/jobs", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def drop_png(page, path: Path) -> None:
+    """Drop a PNG file onto the page (outside the photo and painting boxes), as a user drags one in."""
+    page.evaluate("""([data, name]) => {
+      const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], name, { type: "image/png" }));
+      document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""", [base64.b64encode(path.read_bytes()).decode(), path.name])
+
+
+@pytest.fixture(scope="module")
+def mode_pngs(tmp_path_factory):
+    """One tiny dreamstyle PNG per mode, made with the API (settings a first-time user would not type)."""
+    from dreamstyle import api
+    from dreamstyle.fastnet import bundled_styles
+
+    folder = tmp_path_factory.mktemp("pngs")
+    photo, painting = EXAMPLES / "chelsea.jpg", EXAMPLES / "great_wave.jpg"
+    api.stylize(photo, [painting], output=folder / "stylize.png", size=64, iterations=3, pyramid=False,
+                style_layers=["blocks.1", "blocks.3:0.5"], content_layers=["blocks.5:2"], progress=False)
+    api.dream(photo, output=folder / "dream.png", size=64, octaves=1, iterations=2,
+              targets=["blocks.3:5,4=2", "blocks.5"], progress=False)
+    api.explore(output=folder / "explore.png", tap="blocks.3", channels=[1, 2], size=32, iterations=2,
+                progress=False)
+    if bundled_styles():
+        api.apply(photo, output=folder / "apply.png", model=sorted(bundled_styles())[0], size=64, strength=0.8,
+                  progress=False)
+    return folder
+
+
+# What each mode's restored form must show (in the command line's own syntax), and what its new job must get.
+RESTORED = {
+    "stylize": ({"#set-style_layers": "blocks.1 blocks.3:0.5", "#set-content_layers": "blocks.5:2",
+                 "#set-iterations": "3", "#set-size": "64"},
+                {"style_layers": ["blocks.1", "blocks.3:0.5"], "content_layers": ["blocks.5:2"], "iterations": 3}),
+    "dream": ({"#set-targets": "blocks.3:5,4=2 blocks.5=1", "#set-octaves": "1"},
+              {"targets": ["blocks.3:5,4=2", "blocks.5=1"], "octaves": 1}),
+    "explore": ({"#set-tap": "blocks.3", "#set-channels": "1,2", "#set-size": "32"},
+                {"tap": "blocks.3", "channels": [1, 2], "size": 32}),
+    "apply": ({"#set-strength": "0.8", "#set-size": "64"}, {"strength": 0.8, "size": 64}),
+}
+
+
+@pytest.mark.parametrize("mode", list(RESTORED))
+def test_a_dropped_png_restores_its_settings_and_runs_again(server, browser, mode_pngs, mode):
+    png = mode_pngs / f"{mode}.png"
+    if not png.exists():
+        pytest.skip("no bundled styles")
+    page = ready(browser, server)
+    drop_png(page, png)
+    expect(page.locator("#message")).to_contain_text(f"Settings restored ({mode})")
+    expect(page.get_by_role("tab", name={"apply": "Fast apply"}.get(mode, mode.title()))).to_have_attribute(
+        "aria-selected", "true")
+    shown, sent = RESTORED[mode]
+    for sel, text in shown.items():
+        expect(page.locator(sel)).to_have_value(text)
+    values = page.eval_on_selector_all("#settings input, #settings select", "els => els.map((e) => e.value)")
+    assert not [v for v in values if "[object" in v], values
+    if mode != "explore":
+        page.get_by_role("button", name="example chelsea").first.click()
+    if mode == "stylize":
+        page.get_by_role("button", name="example great_wave").last.click()
+    before = {j["id"] for j in jobs(server)}
+    page.click("#start")
+    expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    new = [j for j in jobs(server) if j["id"] not in before]
+    assert len(new) == 1 and new[0]["state"] == "done", new
+    settings = new[0]["params"]["settings"]
+    assert {k: settings.get(k) for k in sent} == sent
+    expect(page.locator("#message")).to_have_text("")
+    # The gallery restores the same settings from the job (lists, not a PNG's dictionaries).
+    page.get_by_role("tab", name="Stylize" if mode != "stylize" else "Dream").click()
+    page.locator(f"#gallery img[src*='{new[0]['id']}']").click()
+    expect(page.locator("#message")).to_contain_text(f"Settings restored ({mode})")
+    for sel, text in shown.items():
+        expect(page.locator(sel)).to_have_value(text)
+    assert not page.errors, page.errors
+
+
+def test_result_buttons_show_only_for_a_finished_result(server, browser):
+    page = ready(browser, server)
+    # Before any job there is nothing to download or copy (.actions{display:flex} overrode `hidden`).
+    expect(page.locator("#download")).to_be_hidden()
+    expect(page.locator("#copy-cli")).to_be_hidden()
+    page.get_by_role("button", name="example chelsea").first.click()
+    page.get_by_role("button", name="example great_wave").last.click()
+    page.fill("#set-size", "64")
+    page.fill("#set-iterations", "2")
+    page.click("#start")
+    expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    expect(page.locator("#download")).to_be_visible()
+    first = page.get_attribute("#download", "href")
+    assert first and first.endswith("/result")
+    page.fill("#set-iterations", "100000")  # a job that runs until it is cancelled
+    page.click("#start")
+    expect(page.locator("#status")).to_contain_text(re.compile(r"step [1-9]"), timeout=60_000)
+    # While the new job runs, Download is gone and points at no file (not the last job's).
+    expect(page.locator("#download")).to_be_hidden()
+    expect(page.locator("#copy-cli")).to_be_hidden()
+    assert page.get_attribute("#download", "href") is None
+    expect(page.locator("#start")).to_be_disabled()  # one job of this page at a time
+    page.click("#cancel")
+    expect(page.locator("#status")).to_contain_text("cancelled", timeout=60_000)
+    expect(page.locator("#download")).to_be_visible()  # the best picture so far is kept
+    assert page.get_attribute("#download", "href") not in (None, first)
+    expect(page.locator("#start")).to_be_enabled()
+    assert not page.errors, page.errors
+
+
+def test_a_double_click_on_start_queues_one_job(server, browser):
+    page = ready(browser, server)
+    page.get_by_role("button", name="example chelsea").first.click()
+    page.get_by_role("button", name="example starry_night").last.click()
+    page.fill("#set-size", "64")
+    page.fill("#set-iterations", "2")
+    before = {j["id"] for j in jobs(server)}
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/api/jobs") else None)
+    page.dblclick("#start")
+    expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    page.wait_for_timeout(500)  # a second request would have arrived by now
+    new = [j for j in jobs(server) if j["id"] not in before]
+    assert len(new) == 1, new
+    assert len(posts) == 1, posts  # the page sent it once (the server also folds a double click into one job)
+    expect(page.locator("#message")).to_have_text("")  # and no refusal of a second one was shown
+    expect(page.locator("#start")).to_be_enabled()
+    assert not page.errors, page.errors

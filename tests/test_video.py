@@ -3,6 +3,9 @@ made here (a pan over a photo), so nothing needs ../shared."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +105,7 @@ def test_bad_input_is_one_clear_error_and_no_partial_video(clip, tmp_path):
              (clip, tmp_path / "c.mp4", {"start": 100.0}, "no frames in the selected range"),
              (clip, tmp_path / "d.avi", {}, "use a .gif or .mp4"),
              (clip, tmp_path / "missing" / "e.mp4", {}, "does not exist"),
-             (tmp_path / "nowhere.mp4", tmp_path / "f.mp4", {}, "does not exist")]
+             (tmp_path / "nowhere.mp4", tmp_path / "f.mp4", {}, "file not found")]
     for source, out, settings, words in cases:
         with pytest.raises(UserError, match=words):
             dreamstyle.video(source, out, progress=False, **settings)
@@ -272,3 +275,222 @@ def test_the_slow_modes_resume_to_the_same_frames(mode, clip, image_files, tmp_p
     assert len(a) == len(b) == 5
     diffs = [float(np.abs(np.asarray(x, float) - np.asarray(y, float)).max()) for x, y in zip(a, b)]
     assert max(diffs) == 0, diffs
+
+
+# --- hardening: the work folder's record, signals, a full disk, bad paths (issue 17) -----------------------
+
+# Runs `dreamstyle ARGS` after patching one function (module:Owner.name) to send this process a signal
+# when it is called for the Nth time: a Ctrl-C or SIGTERM at an exact point of the run.
+SIGNAL_AT = r"""
+import importlib, os, signal, sys
+where, nth, sig = sys.argv[1], int(sys.argv[2]), getattr(signal, sys.argv[3])
+module, _, attr = where.partition(":")
+owner = importlib.import_module(module)
+*path, name = attr.split(".")
+for part in path:
+    owner = getattr(owner, part)
+real, calls = getattr(owner, name), [0]
+def patched(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == nth:
+        os.kill(os.getpid(), sig)
+    return real(*args, **kwargs)
+setattr(owner, name, patched)
+sys.argv = ["dreamstyle", *sys.argv[4:]]
+from dreamstyle.frontends.cli import run
+run()
+"""
+
+
+def _run(tmp_path: Path, *args, signal_at: tuple[str, int, str] | None = None,
+         preexec=None) -> subprocess.CompletedProcess:
+    from conftest import cli_env
+
+    head = ["-c", SIGNAL_AT, *map(str, signal_at)] if signal_at else ["-m", "dreamstyle"]
+    return subprocess.run([sys.executable, *head, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          env=cli_env(tmp_path / "torch_home"), preexec_fn=preexec)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    """Temp files a write left behind."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".ds-") or p.name.endswith(".writing"))
+
+
+def _one_line(proc: subprocess.CompletedProcess) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_the_work_folders_record_is_atomic_and_a_folder_without_one_is_taken_over(clip, tmp_path, monkeypatch):
+    from dreamstyle.animation import count_frames
+
+    out, work = tmp_path / "a.gif", tmp_path / "a.gif.frames"
+    work.mkdir()  # a crash between making the folder and writing run.json
+    dreamstyle.video(clip, out, every=5, progress=False)
+    assert count_frames(out) == 2 and not work.exists()
+    out.unlink()
+    real = Path.write_text
+
+    def crash(self, text, *args, **kwargs):  # the process dies half-way through writing the record
+        if self.name == "run.json" or self.suffix == ".tmp":
+            real(self, text[:len(text) // 2])
+            raise KeyboardInterrupt
+        return real(self, text, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "write_text", crash)
+        with pytest.raises(KeyboardInterrupt):
+            dreamstyle.video(clip, out, every=5, progress=False)
+    assert not (work / "run.json").exists() and not _leftovers(work)  # no half-written record
+    dreamstyle.video(clip, out, every=5, progress=False)  # so the rerun goes ahead
+    assert count_frames(out) == 2 and not work.exists()
+    work.mkdir()
+    Image.new("RGB", (96, 96)).save(work / "000000.png")  # frames nobody recorded: not reused, not deleted
+    with pytest.raises(UserError, match="holds frames but no readable record"):
+        dreamstyle.video(clip, tmp_path / "a.gif", every=5, progress=False)
+    assert (work / "000000.png").exists()
+
+
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_an_interrupted_video_leaves_no_output_and_continues(sig, code, clip, tmp_path):
+    """A signal while frames are encoded or made: the exit status says so, the output is absent (not a
+    part of a video), no temp file is left, and the same command continues."""
+    from dreamstyle.animation import count_frames
+
+    out = tmp_path / "out.mp4"
+    for where, nth in (("dreamstyle.animation:AnimationWriter.add", 4), ("dreamstyle.tasks.video:flow", 6)):
+        proc = _run(tmp_path, "video", clip, "-o", out, "--quiet", signal_at=(where, nth, sig))
+        assert proc.returncode == code, proc.stderr
+        assert "Traceback" not in proc.stderr and ("terminated" if code == 143 else "interrupted") in proc.stderr
+        assert not out.exists() and not _leftovers(tmp_path)
+        assert 4 <= len(list((tmp_path / "out.mp4.frames").glob("*.png"))) < 10
+    proc = _run(tmp_path, "video", clip, "-o", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(out) == 10 and not (tmp_path / "out.mp4.frames").exists() and not _leftovers(tmp_path)
+
+
+def test_sigterm_during_a_zoom_leaves_a_whole_mp4(image_files, tmp_path):
+    """In the frames (the frames so far are written) and in the final write (it finishes): 143 each time,
+    and the MP4 that is left is whole."""
+    from dreamstyle.animation import count_frames
+
+    out = tmp_path / "zoom.mp4"
+    zoom = ["dream", image_files.astronaut, "-o", out, "--zoom", "5", "--size", "48", "--octaves", "1", "--iterations",
+            "2", "--frame-iterations", "1", "--quiet"]
+    for where, nth, frames in (("dreamstyle.tasks.dream:Dreamer.run", 3, 2),
+                               ("dreamstyle.animation:AnimationWriter.add", 2, 5)):
+        proc = _run(tmp_path, *zoom, signal_at=(where, nth, "SIGTERM"))
+        assert proc.returncode == 143 and "Traceback" not in proc.stderr, proc.stderr
+        assert count_frames(out) == frames and not _leftovers(tmp_path)
+        out.unlink()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+def test_a_full_disk_is_one_line_and_says_where_the_frames_are(clip, tmp_path):
+    """Writes fail past a file-size limit (EFBIG, as they would on a full disk): the run.json that cannot be
+    written leaves no work folder; a video that cannot be written leaves no output, and the message says
+    the finished frames are kept for the rerun, which continues from them."""
+    import resource
+
+    from dreamstyle.animation import count_frames
+
+    def limit(size: int):
+        return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    out = tmp_path / "out.gif"
+    proc = _run(tmp_path, "video", clip, "-o", out, "--quiet", preexec=limit(100))
+    assert proc.returncode == 1 and "cannot write" in _one_line(proc) and "run.json" in _one_line(proc)
+    assert not (tmp_path / "out.gif.frames").exists() and not out.exists()
+    proc = _run(tmp_path, "video", clip, "-o", out, "--quiet", preexec=limit(60_000))  # a frame fits, the GIF not
+    line = _one_line(proc)
+    assert proc.returncode == 1 and "cannot write" in line
+    assert "finished frames stay in" in line and "the same command continues" in line, line
+    assert not out.exists() and not _leftovers(tmp_path)
+    assert len(list((tmp_path / "out.gif.frames").glob("*.png"))) >= 4
+    proc = _run(tmp_path, "video", clip, "-o", out, "--quiet")
+    assert proc.returncode == 0 and count_frames(out) == 10 and not (tmp_path / "out.gif.frames").exists()
+
+
+def test_a_truncated_jpeg_is_refused_as_stylize_refuses_it(clip, tmp_path):
+    whole = tmp_path / "photo.jpg"
+    Image.open(clip / "0000.png").save(whole, quality=95)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        dreamstyle.video(cut, tmp_path / "a.gif", progress=False)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i:04d}.jpg").write_bytes((cut if i == 2 else whole).read_bytes())
+    with pytest.raises(UserError, match="0002.jpg.*truncated or corrupt"):
+        dreamstyle.video(folder, tmp_path / "b.gif", progress=False)
+    assert not (tmp_path / "a.gif").exists() and not (tmp_path / "b.gif").exists()
+    assert len(read_frames(dreamstyle.video(whole, tmp_path / "c.gif", progress=False))[0]) == 1
+
+
+def test_a_long_output_name_gets_a_work_folder_that_fits(clip, tmp_path, monkeypatch):
+    """A 250-byte name is valid; '.frames' after it is not, so the work folder's name is cut and hashed."""
+    for name in ("v" * 246 + ".gif", "f" * 250):
+        out = tmp_path / name
+        with monkeypatch.context() as m:
+            ctrl_c_at_step(m, 2)  # in the second frame
+            with pytest.raises(dreamstyle.Interrupted):
+                dreamstyle.video(clip, out, every=5, progress=False)
+        (work,) = [p for p in tmp_path.iterdir() if p.name.endswith(".frames")]
+        assert len(work.name.encode()) <= 255 and work.name.startswith(name[:200])
+        assert (work / "000000.png").exists()
+        dreamstyle.video(clip, out, every=5, progress=False)  # continues in the same work folder
+        assert len(read_frames(out)[0]) == 2 and not work.exists() and not _leftovers(tmp_path)
+
+
+def test_an_unreadable_video_says_permission_denied(clip, tmp_path, monkeypatch):
+    import av
+
+    source = tmp_path / "clip.mp4"
+    _mp4_with_audio(source, read_frames(clip)[0])
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(source))
+
+    monkeypatch.setattr(av, "open", denied)
+    with pytest.raises(UserError, match="permission denied; check the file's permissions"):
+        dreamstyle.video(source, tmp_path / "o.gif", progress=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_video_file(clip, tmp_path):
+    source = tmp_path / "clip.mp4"
+    _mp4_with_audio(source, read_frames(clip)[0])
+    source.chmod(0)
+    with pytest.raises(UserError, match="permission denied"):
+        dreamstyle.video(source, tmp_path / "o.gif", progress=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_the_video_is_refused_at_once(cli, tmp_path):
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    proc = cli.run("video", fifo, "-o", tmp_path / "o.mp4", "--quiet", timeout=60)  # it used to wait for a writer
+    line = cli.one_line_error(proc)
+    assert proc.returncode == 2 and "FIFO" in line and "not a video file" in line, line
+
+
+def test_an_output_that_names_the_input_is_refused_before_any_work(clip, tmp_path):
+    source = tmp_path / "clip.mp4"
+    _mp4_with_audio(source, read_frames(clip)[0])
+    before = source.read_bytes()
+    (tmp_path / "sub").mkdir()
+    for spelling in (source, tmp_path / "sub" / ".." / "clip.mp4"):
+        with pytest.raises(UserError, match="is also an input"):
+            dreamstyle.video(source, spelling, progress=False)
+    assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "sub"]
+
+
+def test_a_too_long_file_name_is_one_line(cli, clip, tmp_path):
+    long = "x" * 300
+    for args in ((tmp_path / f"{long}.mp4", "-o", tmp_path / "o.mp4"), (clip, "-o", tmp_path / f"{long}.mp4"),
+                 (clip, "-o", tmp_path / long)):
+        proc = cli.run("video", *args, "--quiet")
+        line = cli.one_line_error(proc)
+        assert proc.returncode == 2 and ("too long" in line or "more than" in line), line

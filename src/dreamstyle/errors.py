@@ -31,7 +31,11 @@ class SettingError(UserError):
             def __missing__(self, key: str) -> str:
                 return name(key)
 
-        return f"{name(self.setting)} {self.problem.format_map(Names())}"
+        try:
+            problem = self.problem.format_map(Names())
+        except (ValueError, KeyError, IndexError, AttributeError):  # a stray brace from a file name in the text
+            problem = self.problem
+        return f"{name(self.setting)} {problem}"
 
 
 class RunError(DreamstyleError):

@@ -59,11 +59,13 @@ Subscriber = Callable[[Event], None]
 
 class Interrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C, SIGTERM or a cancel token. ``image`` is the best result so far and
-    ``path`` where it was saved (if anywhere); ``step`` of ``total`` steps were done."""
+    ``path`` where it was saved (if anywhere); ``step`` of ``total`` steps were done; ``terminated`` says
+    SIGTERM stopped it (kept through nested runs, so the CLI exits 143 and not 130)."""
 
-    def __init__(self, image: Any, path: Path | None, step: int, total: int) -> None:
+    def __init__(self, image: Any, path: Path | None, step: int, total: int, terminated: bool = False) -> None:
         super().__init__(f"interrupted at step {step} of {total}")
         self.image, self.path, self.step, self.total = image, path, step, total
+        self.terminated = terminated
 
 
 class Cancelled(KeyboardInterrupt):
@@ -72,6 +74,22 @@ class Cancelled(KeyboardInterrupt):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread; handled like Ctrl-C."""
+
+
+def stopped_by_sigterm(exc: BaseException) -> bool:
+    """Whether SIGTERM stopped this run: ``exc`` is a :class:`Terminated`, an :class:`Interrupted` that says so,
+    or was raised while handling one (a nested run re-raises what stopped it, however deep)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, Terminated) or (isinstance(e, Interrupted) and e.terminated):
+            return True
+        todo += [e.__context__, e.__cause__]
+    return False
 
 
 class CancelToken:
@@ -107,7 +125,9 @@ class Run:
             subscriber(event)
 
     def check(self) -> None:
-        """Raise :class:`Cancelled` if the token was set (call between units of work)."""
+        """Raise :class:`Cancelled` if the token was set, or what a signal the CLI received asks for (call between
+        units of work)."""
+        raise_if_signalled()
         if self.cancel is not None and self.cancel.cancelled:
             raise Cancelled("cancelled")
 
@@ -152,13 +172,16 @@ class Child(Run):
 @contextlib.contextmanager
 def guarded(run: Run, keep: Callable[[], tuple[Any, Path | None]]) -> Iterator[None]:
     """Ctrl-C, SIGTERM or cancellation inside the block: ``keep()`` saves the best result so far and
-    returns (result, path); then :class:`Interrupted` is raised with them."""
+    returns (result, path); then :class:`Interrupted` is raised with them (and with what stopped the run).
+    A signal the CLI received before the run started stops it here, before anything is kept."""
+    raise_if_signalled()
     try:
         yield
-    except KeyboardInterrupt:  # Interrupted from a nested run too: this run keeps its own result
+    except KeyboardInterrupt as exc:  # Interrupted from a nested run too: this run keeps its own result
+        terminated = stopped_by_sigterm(exc)
         with deferred_signals(swallow=True):  # a second Ctrl-C must not lose the save in progress
             result, path = keep()
-        raise Interrupted(result, path, run.done, run.total) from None
+        raise Interrupted(result, path, run.done, run.total, terminated) from None
 
 
 _deferring: list[int] = []  # signals caught while deferring (main thread only); None when not deferring
@@ -195,7 +218,7 @@ def deferred_signals(swallow: bool = False) -> Iterator[None]:
 
 
 def raise_on_sigterm() -> None:
-    """Treat SIGTERM like Ctrl-C in this process (the CLI calls this at start)."""
+    """Treat SIGTERM like Ctrl-C in this process."""
     def handler(number: int, frame: Any) -> None:
         raise Terminated("terminated")
 
@@ -203,5 +226,60 @@ def raise_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+# --- the command line's signal handling -----------------------------------------------------------------
+
+_signalled: list[int] = []  # SIGINT/SIGTERM received since install_signal_handlers() (main thread only)
+
+
+def _stop_for(number: int) -> KeyboardInterrupt:
+    return Terminated("terminated") if number == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _importing(frame: Any) -> bool:
+    """Whether the interrupted code is running an import (a module's top level, torch's included)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def install_signal_handlers() -> dict[int, Any]:
+    """SIGINT (Ctrl-C) and SIGTERM stop this process's run, as KeyboardInterrupt and :class:`Terminated`
+    (the CLI calls this first thing); returns the handlers they replace, for :func:`restore_signal_handlers`.
+
+    Each signal is also remembered, so that it stops the run even when it came before the run began: one
+    that arrives during an import is held (an exception half-way through importing torch can abort the
+    process), and one that a library swallowed (a bare ``except:``) is not lost; :func:`raise_if_signalled`,
+    which every run calls at its start and at each step, raises it then."""
+    _signalled.clear()
+
+    def handler(number: int, frame: Any) -> None:
+        _signalled.append(number)
+        if not _importing(frame):
+            raise _stop_for(number)
+
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):
+            previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def restore_signal_handlers(previous: dict[int, Any]) -> None:
+    """Put back the handlers :func:`install_signal_handlers` replaced, and forget the signals it remembered."""
+    for sig, handler in previous.items():
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(sig, handler)
+    _signalled.clear()
+
+
+def raise_if_signalled() -> None:
+    """Raise what a signal received since :func:`install_signal_handlers` asks for (Terminated wins)."""
+    if _signalled:
+        raise _stop_for(signal.SIGTERM if signal.SIGTERM in _signalled else signal.SIGINT)
+
+
 __all__ = ["Step", "Preview", "Done", "Event", "Subscriber", "Interrupted", "Cancelled", "Terminated",
-           "CancelToken", "Run", "Child", "guarded", "deferred_signals", "raise_on_sigterm"]
+           "CancelToken", "Run", "Child", "guarded", "deferred_signals", "raise_on_sigterm", "stopped_by_sigterm",
+           "install_signal_handlers", "restore_signal_handlers", "raise_if_signalled"]

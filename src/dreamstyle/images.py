@@ -7,9 +7,10 @@ import errno
 import json
 import numbers
 import os
+import stat
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,16 +71,64 @@ def _stat_problem(p: Path) -> str | None:
     return None
 
 
-def _open_loaded(path: str | os.PathLike) -> Image.Image:
-    """Open and fully decode an image file, turning every failure into a UserError."""
+def check_input_file(path: str | os.PathLike, kind: str = "an image file") -> Path:
+    """Check that ``path`` names an existing regular file, so reading it cannot hang; return it as a Path.
+
+    A missing file, a folder, a too-long name and anything that is not a regular file (a FIFO, a device,
+    a socket, or a link to one) get a one-line UserError that names the problem; ``kind`` says what was
+    expected ("an image file", "a video file", ...).
+    """
     p = Path(path)
     problem = _stat_problem(p)
     if problem:
         raise _fail(f"cannot read '{_short(p)}': {problem}")
-    if not p.exists():
-        raise _fail(f"cannot read '{p}': file not found; check the path")
-    if p.is_dir():
-        raise _fail(f"cannot read '{p}': it is a folder, not an image; give the path of an image file")
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if p.is_symlink():
+            raise _fail(f"cannot read '{_short(p)}': it is a link to a missing file; check the path") from None
+        raise _fail(f"cannot read '{_short(p)}': file not found; check the path") from None
+    except PermissionError:
+        raise _fail(f"cannot read '{_short(p)}': permission denied; check the file's permissions") from None
+    except OSError as e:
+        raise _fail(f"cannot read '{_short(p)}': {_reason(e)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _fail(f"cannot read '{_short(p)}': it is a folder, not {kind}; give the path of {kind}")
+    if not stat.S_ISREG(st.st_mode):
+        what = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device" if
+                stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket" if
+                stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        link = " (through a link)" if p.is_symlink() else ""
+        raise _fail(f"cannot read '{_short(p)}': it is {what}{link}, not {kind}; give the path of a regular file")
+    if not os.access(p, os.R_OK):
+        raise _fail(f"cannot read '{_short(p)}': permission denied; check the file's permissions")
+    return p
+
+
+def refuse_output_over_inputs(output: str | os.PathLike, inputs: Iterable[object]) -> None:
+    """Refuse an output path that names one of the inputs (same file, through any spelling or link).
+
+    A result written over the only copy of a photo is lost data, so every command checks this up front.
+    Inputs that are not paths (None, a PIL image, a style name that names no file) are skipped.
+    """
+    out = Path(output)
+    for item in inputs:
+        if not isinstance(item, (str, os.PathLike)):
+            continue
+        src = Path(item)
+        same = False
+        with contextlib.suppress(OSError, ValueError):
+            same = src.exists() and out.exists() and os.path.samefile(src, out)
+        with contextlib.suppress(OSError, ValueError):
+            same = same or src.resolve() == out.resolve()
+        if same:
+            raise _fail(f"the output '{_short(out)}' is also an input ('{_short(src)}'); writing it would replace "
+                        "your original, so give the output another name")
+
+
+def _open_loaded(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode an image file, turning every failure into a UserError."""
+    p = check_input_file(path)
     limit = Image.MAX_IMAGE_PIXELS  # read now, so a changed limit applies
     too_big = (f"cannot read '{p}': the image has more than {limit} pixels (Pillow's decompression-bomb "
                f"limit); downscale it first")
@@ -137,9 +186,10 @@ def resize_long_side(img: Image.Image, size: int) -> Image.Image:
     return img.resize(long_side_size(img, int(size)), Image.Resampling.LANCZOS)
 
 
-def long_side_size(img: Image.Image, size: int) -> tuple[int, int]:
-    """(width, height) of ``img`` with its long side at ``size`` (each side >= 1), as resize_long_side makes it."""
-    w, h = img.size
+def long_side_size(img: Image.Image | tuple[int, int], size: int) -> tuple[int, int]:
+    """(width, height) of ``img`` (an image, or its (width, height)) with its long side at ``size`` (each side
+    >= 1), as resize_long_side makes it."""
+    w, h = img if isinstance(img, tuple) else img.size
     return (size, max(1, round(h * size / w))) if w >= h else (max(1, round(w * size / h)), size)
 
 
@@ -318,11 +368,24 @@ def read_params(path: str | os.PathLike) -> dict:
             if isinstance(desc, str) and desc.startswith(PARAMS_KEY + ":"):
                 text = desc[len(PARAMS_KEY) + 1:]
     if text is None:
-        raise _fail(f"'{path}' has no dreamstyle parameters; give an image saved by dreamstyle")
+        raise _fail(f"'{_short(Path(path))}' has no dreamstyle parameters; give an image saved by dreamstyle")
     try:
         params = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's recursion limit
         params = None
-    if not isinstance(params, dict):
-        raise _fail(f"'{path}' has damaged dreamstyle parameters; re-create the image with dreamstyle")
+    if not isinstance(params, dict) or not _plain(params, PARAMS_DEPTH):
+        raise _fail(f"'{_short(Path(path))}' has damaged dreamstyle parameters (not a flat set of settings); "
+                    "re-create the image with dreamstyle")
     return params
+
+
+PARAMS_DEPTH = 4  # the deepest nesting real parameters have is 3 (a sheet's cells: dict > list > list > text)
+
+
+def _plain(value: object, depth: int) -> bool:
+    """Whether ``value`` is JSON nested at most ``depth`` levels, with text keys: what dreamstyle writes."""
+    if isinstance(value, dict):
+        return depth > 0 and all(isinstance(k, str) and _plain(v, depth - 1) for k, v in value.items())
+    if isinstance(value, list):
+        return depth > 0 and all(_plain(v, depth - 1) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))

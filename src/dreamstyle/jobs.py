@@ -3,14 +3,23 @@ a fast lane for trained-network work, so a quick apply is never stuck behind a l
 
 A :class:`Job` is one call of the public API (``stylize``, ``dream``, ``explore`` or ``apply``) in
 its own folder. Its run events update its state (progress, loss terms, ETA, the latest preview);
-anyone may wait for the next change (the server streams them as server-sent events). Cancelling
-uses the API's cancel token, so a cancelled job keeps its best image so far, as Ctrl-C does.
+anyone may wait for the next change, from a thread (:meth:`JobQueue.wait`) or from the server's event
+loop (:meth:`JobQueue.wait_async`, which holds no thread). Cancelling uses the API's cancel token, so a
+cancelled job keeps its best image so far, as Ctrl-C does.
+
+Bounds: at most ``max_waiting`` jobs wait in line (:class:`QueueFull` beyond); the same job sent twice
+within ``same_seconds`` (a double click) is the one job; finished jobs are forgotten, and their files
+deleted, ``keep_seconds`` after they end, by a sweep every ``sweep_seconds``. :meth:`JobQueue.close`
+cancels everything and waits for the running jobs to stop before it deletes their files.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import shutil
+import sys
 import threading
 import time
 import traceback
@@ -21,19 +30,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DreamstyleError, SettingError
+from .errors import DreamstyleError, SettingError, UserError
 from .events import CancelToken, Done, Event, Interrupted, Preview, Step
 
 SLOW_MODES = ("stylize", "dream", "explore")  # optimization: one at a time
 FAST_MODES = ("apply",)  # a trained network: the fast lane
+FINISHED = ("done", "failed", "cancelled")
 
 
-@dataclass
+class QueueFull(UserError):
+    """Too many jobs are waiting already."""
+
+
+@dataclass(eq=False)  # a job is itself: compared and hashed by identity, never field by field
 class Job:
     id: str
     mode: str
     folder: Path
-    call: Callable[[Job], Any]  # runs the job (given the job, for its events and cancel token)
+    call: Callable[[Job], Any]  # runs the job (given the job, for its folder, events and cancel token)
     params: dict[str, Any] = field(default_factory=dict)  # what the page sent, to restore the form
     state: str = "queued"  # queued, running, done, cancelled, failed
     step: int = 0
@@ -51,6 +65,7 @@ class Job:
     finished: float | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
     version: int = 0  # bumped on every change; waiters compare
+    key: str | None = None  # what identifies the same job sent twice
 
     @property
     def eta(self) -> float | None:
@@ -71,70 +86,127 @@ class Job:
 class JobQueue:
     """Runs jobs in two lanes (threads): optimization jobs one at a time in order, fast jobs beside them."""
 
-    def __init__(self, root: Path, keep_seconds: float = 6 * 3600, preview_every: int = 5) -> None:
+    def __init__(self, root: Path, keep_seconds: float = 6 * 3600, preview_every: int = 5, max_waiting: int = 20,
+                 same_seconds: float = 2.0, sweep_seconds: float = 60.0) -> None:
         self.root = root
         self.keep_seconds = keep_seconds
         self.preview_every = preview_every
+        self.max_waiting = max_waiting
+        self.same_seconds = same_seconds
+        self.sweep_seconds = sweep_seconds
+        self.on_sweep: list[Callable[[], None]] = []  # also run by the timed sweep (the studio's old uploads)
         self.jobs: dict[str, Job] = {}
         self.lanes: dict[str, deque[Job]] = {"slow": deque(), "fast": deque()}
+        self.running: dict[str, Job | None] = {lane: None for lane in self.lanes}
         self.changed = threading.Condition()
         self.stopping = False
+        self.streams_closed = False  # the server is stopping: event streams end
+        self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._stop_sweeping = threading.Event()
         self.threads = [threading.Thread(target=self._worker, args=(lane,), name=f"dreamstyle-{lane}", daemon=True)
                         for lane in self.lanes]
-        for t in self.threads:
+        self.sweeper = threading.Thread(target=self._sweep, name="dreamstyle-sweep", daemon=True)
+        for t in [*self.threads, self.sweeper]:
             t.start()
 
     # --- submitting and watching ---------------------------------------------------------------
 
-    def new_folder(self) -> tuple[str, Path]:
-        job_id = uuid.uuid4().hex[:12]
-        folder = self.root / job_id
-        folder.mkdir(parents=True)
-        return job_id, folder
-
-    def submit(self, mode: str, call: Callable[[Job], Any], params: dict[str, Any],
-               job_id: str | None = None, folder: Path | None = None) -> Job:
-        if job_id is None or folder is None:
-            job_id, folder = self.new_folder()
-        job = Job(job_id, mode, folder, call, params)
+    def submit(self, mode: str, call: Callable[[Job], Any], params: dict[str, Any], key: str | None = None) -> Job:
+        """Queue a job in its own new folder. The same ``key`` sent again within ``same_seconds`` while the
+        first is unfinished gives that job back (a double click starts one job). :class:`QueueFull` when
+        ``max_waiting`` jobs wait already."""
         with self.changed:
+            if self.stopping:
+                raise QueueFull("the studio is stopping")
+            now = time.time()
+            if key is not None:
+                for job in self.jobs.values():
+                    if job.key == key and job.state not in FINISHED and now - job.created <= self.same_seconds:
+                        return job
+            waiting = sum(len(lane) for lane in self.lanes.values())
+            if waiting >= self.max_waiting:
+                raise QueueFull(f"{waiting} jobs are waiting already; wait for some to finish, or cancel some")
+            job_id = uuid.uuid4().hex[:12]
+            folder = self.root / job_id
+            folder.mkdir(parents=True)
+            job = Job(job_id, mode, folder, call, params, key=key)
             self.jobs[job.id] = job
-            self.lanes["fast" if mode in FAST_MODES else "slow"].append(job)
+            self._lane_of(job).append(job)
             self._touch(job)
-        self.cleanup()
         return job
 
     def position(self, job: Job) -> int | None:
         """0 while running; 1, 2, ... in line; None when finished."""
-        if job.state == "running":
-            return 0
-        for lane in self.lanes.values():
-            if job in lane:
-                running = any(j.state == "running" and j is not job and self._lane_of(j) is lane
-                              for j in self.jobs.values())
-                return list(lane).index(job) + (1 if running else 0)
-        return None
+        with self.changed:
+            if job.state == "running":
+                return 0
+            name = self._lane_name(job)
+            for i, waiting in enumerate(self.lanes[name]):
+                if waiting is job:
+                    return i + (1 if self.running[name] is not None else 0)
+            return None
+
+    def views(self) -> list[dict[str, Any]]:
+        """Every job's view, oldest first."""
+        with self.changed:
+            jobs = sorted(self.jobs.values(), key=lambda j: j.created)
+        return [j.view(self.position(j)) for j in jobs]
+
+    @staticmethod
+    def _lane_name(job: Job) -> str:
+        return "fast" if job.mode in FAST_MODES else "slow"
 
     def _lane_of(self, job: Job) -> deque[Job]:
-        return self.lanes["fast" if job.mode in FAST_MODES else "slow"]
+        return self.lanes[self._lane_name(job)]
 
     def wait(self, job: Job, seen: int, timeout: float = 15.0) -> int:
         """Block until ``job`` changes past version ``seen`` (or timeout); return its version."""
         with self.changed:
-            self.changed.wait_for(lambda: job.version != seen or self.stopping, timeout=timeout)
+            self.changed.wait_for(lambda: job.version != seen or self.stopping or self.streams_closed,
+                                  timeout=timeout)
             return job.version
+
+    async def wait_async(self, job: Job, seen: int, timeout: float = 15.0) -> int:
+        """:meth:`wait` for an event loop: the loop is woken by the job's next change, no thread waits."""
+        event = asyncio.Event()
+        entry = (asyncio.get_running_loop(), event)
+        with self.changed:
+            if job.version != seen or self.stopping or self.streams_closed:
+                return job.version
+            self._async_waiters.add(entry)
+        try:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+        finally:
+            with self.changed:
+                self._async_waiters.discard(entry)
+        return job.version
+
+    def close_streams(self) -> None:
+        """The server is stopping: every waiter returns now, and event streams end."""
+        with self.changed:
+            self.streams_closed = True
+            self._notify()
 
     def cancel(self, job: Job) -> None:
         with self.changed:
             if job.state == "queued":
-                self._lane_of(job).remove(job)
+                with contextlib.suppress(ValueError):
+                    self._lane_of(job).remove(job)
                 job.state, job.finished = "cancelled", time.time()
             job.cancel.cancel()
             self._touch(job)
 
     def _touch(self, job: Job) -> None:
+        """Call with the lock held."""
         job.version += 1
+        self._notify()
+
+    def _notify(self) -> None:
         self.changed.notify_all()
+        for loop, event in list(self._async_waiters):
+            with contextlib.suppress(RuntimeError):  # a loop that has closed
+                loop.call_soon_threadsafe(event.set)
 
     # --- running ----------------------------------------------------------------------------------
 
@@ -146,47 +218,75 @@ class JobQueue:
                     return
                 job = self.lanes[lane].popleft()
                 job.state, job.started = "running", time.time()
+                self.running[lane] = job
                 self._touch(job)
-            self._run(job)
+            try:
+                self._run(job)
+            except BaseException as exc:  # noqa: BLE001 - the lane must outlive anything a job raises
+                self._finish(job, "failed", f"the job failed: {type(exc).__name__}")
+            finally:
+                with self.changed:
+                    self.running[lane] = None
+                    self.changed.notify_all()
+                if self.stopping:  # close() may have given up waiting: the last one out deletes its files
+                    shutil.rmtree(job.folder, ignore_errors=True)
 
     def _run(self, job: Job) -> None:
+        error = None
         try:
             job.call(job)
             state = "cancelled" if job.cancel.cancelled else "done"
         except Interrupted:
             state = "cancelled"
         except SettingError as exc:
-            state, job.error = "failed", exc.render(lambda name: name)
+            state, error = "failed", exc.render(lambda name: name)
         except DreamstyleError as exc:
-            state, job.error = "failed", str(exc)
+            state, error = "failed", str(exc)
         except MemoryError:
-            state, job.error = "failed", "out of memory; use a smaller size or a lighter network"
+            state, error = "failed", "out of memory; use a smaller size or a lighter network"
         except Exception as exc:  # noqa: BLE001 - a failed job must not take the server down
             traceback.print_exc()
-            state, job.error = "failed", f"the job failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            first = (str(exc).splitlines() or [""])[0][:200]
+            state, error = "failed", f"the job failed: {type(exc).__name__}" + (f": {first}" if first else "")
+        self._finish(job, state, error)
+
+    def _finish(self, job: Job, state: str, error: str | None) -> None:
         with self.changed:
-            job.state, job.finished = state, time.time()
-            self._touch(job)
+            if job.state == "running":
+                job.state, job.finished = state, time.time()
+                job.error = error if state == "failed" else job.error
+                self._touch(job)
 
     def on_event(self, job: Job) -> Callable[[Event], None]:
-        """The run-event subscriber that mirrors a run into its job."""
+        """The run-event subscriber that mirrors a run into its job (images are encoded outside the lock)."""
         def handle(event: Event) -> None:
+            image = event.image if isinstance(event, (Preview, Done)) else None
+            preview = png_bytes(image) if image is not None else None
             with self.changed:
                 if isinstance(event, Step):
                     job.step, job.total, job.label = event.step, event.total, event.label
                     job.loss, job.parts = event.loss, dict(event.parts)
                 elif isinstance(event, Preview):
-                    job.preview, job.preview_step = png_bytes(event.image), event.step
+                    job.preview, job.preview_step = preview, event.step
                 elif isinstance(event, Done):
                     job.step = event.step
                     if event.path is not None:
                         job.result, job.result_params = Path(event.path), dict(event.params)
-                    if event.image is not None:
-                        job.preview, job.preview_step = png_bytes(event.image), event.step
+                    if preview is not None:
+                        job.preview, job.preview_step = preview, event.step
                 self._touch(job)
         return handle
 
     # --- clean-up ---------------------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        """Every ``sweep_seconds``: forget old jobs (and whatever else asked to be swept), new jobs or not."""
+        while not self._stop_sweeping.wait(self.sweep_seconds):
+            for task in [self.cleanup, *self.on_sweep]:
+                try:
+                    task()
+                except Exception as exc:  # noqa: BLE001 - a failed sweep is tried again next time
+                    print(f"dreamstyle: warning: clean-up failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     def cleanup(self, now: float | None = None) -> None:
         """Forget finished jobs older than ``keep_seconds`` and delete their folders."""
@@ -198,16 +298,34 @@ class JobQueue:
         for job in old:
             shutil.rmtree(job.folder, ignore_errors=True)
 
-    def close(self) -> None:
-        """Stop the lanes (cancelling what runs) and delete every job's files."""
+    def close(self, timeout: float = 60.0) -> bool:
+        """Cancel every job, wait up to ``timeout`` seconds for the running ones to stop, then delete the job
+        files. True when everything stopped; otherwise a running job's files are left to it (its lane deletes
+        them when it stops) and only the rest are deleted."""
         with self.changed:
-            self.stopping = True
+            self.stopping = self.streams_closed = True
+            now = time.time()
             for job in self.jobs.values():
                 job.cancel.cancel()
-            self.changed.notify_all()
+                if job.state == "queued":
+                    job.state, job.finished = "cancelled", now
+                    self._touch(job)
+            for lane in self.lanes.values():
+                lane.clear()
+            self._notify()
+        self._stop_sweeping.set()
+        deadline = time.monotonic() + timeout
         for t in self.threads:
-            t.join(timeout=30)
-        shutil.rmtree(self.root, ignore_errors=True)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self.changed:
+            busy = {j.folder for j in self.running.values() if j is not None}
+        if not busy:
+            shutil.rmtree(self.root, ignore_errors=True)
+            return True
+        for job in list(self.jobs.values()):
+            if job.folder not in busy:
+                shutil.rmtree(job.folder, ignore_errors=True)
+        return False
 
 
 def png_bytes(image: Any) -> bytes:

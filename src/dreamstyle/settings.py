@@ -176,8 +176,9 @@ class TrainSettings(NetworkSettings):
 
     data: str | None = opt(None, "a folder of training photos, searched recursively (COCO's train2014 is the "
                            "classic choice; any few hundred varied photos work)", "path", metavar="DIR", sweep=False)
-    arch: str = opt("small", "the style network: small (~0.1M parameters, for phones) or standard (Johnson's, "
-                    "~1.7M)", "choice", choices=ARCHITECTURES)
+    arch: str | None = opt(None, "the style network: small (~0.1M parameters, for phones) or standard (Johnson's, "
+                           "~1.7M)", "choice", choices=ARCHITECTURES,
+                           default_text="small; with --init or --resume, that model's")
     size: int = opt(256, "training crops are SIZE x SIZE pixels", "int", minimum=64, maximum=2048)
     style_size: int | None = opt(None, "long side of the painting when its statistics are taken", "int",
                                  minimum=64, maximum=MAX_SIDE, default_text="2 x --size")

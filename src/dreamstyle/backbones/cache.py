@@ -3,6 +3,12 @@
 Keyed by everything that changes the network: its name, the weights (and the file's size and time),
 the device, the precision and the pooling. Average pooling calibrates its scale on its first input,
 so every checkout resets that calibration: one run's content never shapes the next run's network.
+
+Safe to share between threads (the studio's warm-up, its jobs and its live frames): a network is built
+under the cache's lock, and tracing it for an extractor takes the tracer's process-wide lock
+(``tracing.TRACE_LOCK``), so two threads never build or trace at once, and a thread running a network
+is never recorded into another's trace. Two runs may use one cached network at the same time (their
+forward passes only read it); with ``pooling='avg'`` a checkout resets the calibration the other uses.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ call of the same module (the names torchvision's feature extraction gives, which
 extractor graph keeps only what the requested nodes need, so the network runs only as deep as the
 deepest tap. Tracing here instead of through torchvision saves its package import (about 1.5 s) on
 every run of the default network, whose builder needs no torchvision.
+
+torch.fx traces by patching ``nn.Module.__call__`` and ``__getattr__`` for the whole process, so a trace
+must never overlap another trace, and another thread's networks must not be recorded into it (the studio
+runs a warm-up, jobs and live frames in threads). :class:`PathTracer` takes one process-wide lock for
+the whole trace and lets every other thread's module calls and attribute reads through untouched.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from __future__ import annotations
 import inspect
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 from torch import fx, nn
 
 _COPY = re.compile(r"_\d+$")  # fx's own suffix for the n-th node of the same name
+TRACE_LOCK = threading.RLock()  # one trace at a time in the process: fx's patches are global
 
 
 def leaf_types() -> tuple[type, ...]:
@@ -41,11 +48,32 @@ class PathTracer(fx.Tracer):
         self._path = ""
         self.names: dict[fx.Node, str] = {}
         self._counts: dict[str, int] = {}
+        self._owner: int | None = None  # the thread tracing; other threads pass through the patches
+
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        """Trace ``root`` while holding the process-wide trace lock."""
+        with TRACE_LOCK:
+            self._owner = threading.get_ident()
+            try:
+                return super().trace(root, concrete_args)
+            finally:
+                self._owner = None
+
+    def _foreign(self) -> bool:
+        """True in any thread but the one tracing: fx's global patches must not record its calls."""
+        return threading.get_ident() != self._owner
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if self._foreign():
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return isinstance(m, self.leaves) or super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        if self._foreign():  # another thread running a network while this one traces
+            return forward(*args, **kwargs)
         outer, self._path = self._path, self.path_of_module(m)
         try:
             return super().call_module(m, forward, args, kwargs)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
+from ..events import install_signal_handlers, raise_if_signalled, restore_signal_handlers, stopped_by_sigterm
 from ..settings import COMMANDS as SETTINGS_OF
 from ..settings import (
     VIDEO_MODES,
@@ -215,7 +218,42 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in _RUN_ARGS}
 
 
+def _torch_can_load() -> None:
+    """Refuse in one line when torch cannot load under this process's address-space limit (``ulimit -v``).
+
+    Importing torch maps several GiB of libraries (3.1 GiB of address space for torch 2.14's CUDA build, even
+    on a CPU machine): below that, the import fails with an ImportError or, just below, aborts the whole
+    process from a C++ std::bad_alloc that no handler can catch. So under a limit, a child process tries the
+    import first; without one (or one of 16 GiB or more) this costs nothing.
+    """
+    if "torch" in sys.modules:
+        return
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY or limit >= 16 * 2**30:
+            return
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return
+    import subprocess
+
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import torch"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+        loads = probe.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        loads = False  # not even a child process could start under the limit
+    if not loads:
+        from ..errors import RunError
+
+        raise RunError(f"torch cannot load under this process's address-space limit (ulimit -v {limit // 1024}, "
+                       f"{limit / 2**30:.1f} GiB): it maps about 3-4 GiB of libraries; raise the limit, or run "
+                       "without one")
+
+
 def _cmd_stylize(args: argparse.Namespace) -> int:
+    _torch_can_load()
     from ..api import stylize
     from ..runtime import defer_dynamo
 
@@ -225,6 +263,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def _cmd_sheet(args: argparse.Namespace) -> int:
+    _torch_can_load()
     from ..api import sheet
     from ..runtime import defer_dynamo
 
@@ -234,6 +273,7 @@ def _cmd_sheet(args: argparse.Namespace) -> int:
 
 
 def _cmd_dream(args: argparse.Namespace) -> int:
+    _torch_can_load()
     from ..api import dream, dream_zoom
 
     values = _settings(args)
@@ -251,6 +291,7 @@ def _cmd_dream(args: argparse.Namespace) -> int:
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
+    _torch_can_load()
     from ..api import explore
 
     explore(output=args.output, progress=not args.quiet, **_settings(args))
@@ -258,6 +299,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    _torch_can_load()
     from ..api import train
 
     model = train(args.style, args.output, progress=not args.quiet, **_settings(args))
@@ -266,7 +308,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _needs_torch(model: str, device: str) -> bool:
+    """Whether applying ``model`` runs under torch (a .pt file, or a GPU) rather than onnxruntime alone."""
+    return device not in ("auto", "cpu") or str(model).lower().endswith((".pt", ".pth"))
+
+
 def _cmd_apply(args: argparse.Namespace) -> int:
+    if _needs_torch(getattr(args, "model", ""), getattr(args, "device", "auto")):
+        _torch_can_load()
     from ..api import apply
 
     results = apply(args.images, output=args.output, progress=not args.quiet, **_settings(args))
@@ -276,6 +325,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    _torch_can_load()
     from ..api import export
 
     for r in export(args.source, args.output, progress=not args.quiet, **_settings(args)):
@@ -285,6 +335,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_video(args: argparse.Namespace) -> int:
+    if getattr(args, "mode", "apply") != "apply" or _needs_torch(getattr(args, "model", ""),
+                                                                  getattr(args, "device", "auto")):
+        _torch_can_load()
     from ..api import video
 
     video(args.source, args.output, progress=not args.quiet, **_settings(args))
@@ -298,6 +351,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from ..errors import UserError
 
         raise UserError(f"the studio needs {exc.name}: pip install fastapi uvicorn python-multipart") from None
+    raise_if_signalled()  # a signal during the imports: do not start serving
     serve(args.host, args.port)
     return 0
 
@@ -311,6 +365,11 @@ def _wrote(args: argparse.Namespace) -> int:
 def _cmd_layers(args: argparse.Namespace) -> int:
     from ..backbones import DEFAULT_BACKBONE, get_spec, list_taps
 
+    if args.model is not None and not args.model.strip():
+        from ..errors import UserError
+
+        raise UserError("the model name is empty; give a network (see `dreamstyle models`), or leave it out for "
+                        f"the default, {DEFAULT_BACKBONE}")
     spec = get_spec(args.model or DEFAULT_BACKBONE)
     rows: list[dict[str, Any]] = []
     for tap in list_taps(spec):
@@ -387,10 +446,19 @@ def _video_mode(argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..errors import DreamstyleError, SettingError
-    from ..events import Interrupted, Terminated, raise_on_sigterm
+    """Run one command line; returns the exit code. SIGINT and SIGTERM stop the run while it lasts (their
+    handlers are put back afterwards, for callers in a longer-lived process)."""
+    previous = install_signal_handlers()
+    try:
+        return _main(argv)
+    finally:
+        restore_signal_handlers(previous)
 
-    raise_on_sigterm()
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    from ..errors import DreamstyleError, SettingError
+    from ..events import Interrupted
+
     warnings.showwarning = _show_warning
     command = None
     try:
@@ -399,11 +467,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         command = args.command
         if args.show_params:
-            return _show_params(args.show_params)
-        if args.command is None:
+            code = _show_params(args.show_params)
+        elif args.command is None:
             parser.print_help()
             return 2
-        return COMMANDS[args.command](args)
+        else:
+            code = COMMANDS[args.command](args)
+        raise_if_signalled()  # one held during an import, or swallowed by a library: the run did not finish
+        return code
     except SettingError as exc:
         print(f"dreamstyle: error: {exc.render(_flag_namer(command))}", file=sys.stderr)
         return exc.exit_code
@@ -411,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dreamstyle: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        code = 143 if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated) else 130
+        code = 143 if stopped_by_sigterm(exc) else 130
         how = "terminated" if code == 143 else "interrupted"
         if isinstance(exc, Interrupted) and exc.path is not None:
             print(f"dreamstyle: {how} at step {exc.step} of {exc.total}; the best result so far is saved in "
@@ -422,18 +493,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `dreamstyle layers | head`
         sys.stderr.close()
         return 0
+    except ImportError as exc:  # a library that does not load: torch under a low memory limit, a broken install
+        print(f"dreamstyle: error: cannot load {exc.name or 'a library'} ({_first_line(exc)}){_limit_hint()}",
+              file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            name = f" '{_cut(exc.filename)}'" if exc.filename else ""
+            print(f"dreamstyle: error: the file name{name} is too long for the file system; use a shorter one",
+                  file=sys.stderr)
+            return 2
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            print("dreamstyle: error: the disk is full; free some space and run again", file=sys.stderr)
+            return 1
+        raise
     except (MemoryError, RuntimeError) as exc:
         if isinstance(exc, MemoryError) or _is_out_of_memory(exc):
             print("dreamstyle: error: out of memory; use a smaller --size or a lighter --model", file=sys.stderr)
             return 1
+        if type(exc).__name__ == "_LinAlgError":  # torch.linalg on NaN or infinite values
+            print(f"dreamstyle: error: the run failed ({_first_line(exc)[:120]}); the images or the network's "
+                  "weights hold values that are not finite", file=sys.stderr)
+            return 1
         raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _cut(name: object, keep: int = 80) -> str:
+    text = str(name)
+    return text if len(text) <= keep else f"{text[:keep // 2]}...{text[-keep // 2:]}"
+
+
+def _limit_hint() -> str:
+    """What to say about the address-space limit (``ulimit -v``), if one is set."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return ""
+    if limit == resource.RLIM_INFINITY:
+        return "; check the installation"
+    return f"; the address-space limit (ulimit -v) of {limit / 2**30:.1f} GiB may be too low: raise it"
 
 
 def run() -> None:
     """The ``dreamstyle`` command's entry point: main(), then a quick exit. After a run, an orderly
     interpreter shutdown spends about 0.9 s tearing torch down (BENCHMARKS.md); every output is already
-    written and synced, so the process flushes its streams and leaves at once."""
-    code = main()
+    written and synced, so the process flushes its streams and leaves at once.
+
+    The signal handlers come first of all, so a Ctrl-C or SIGTERM however early gives exit 130 or 143."""
+    install_signal_handlers()
+    try:
+        code = _main()
+    except KeyboardInterrupt as exc:  # in the instant after main's own handling
+        code = 143 if stopped_by_sigterm(exc) else 130
+    for sig in (signal.SIGINT, signal.SIGTERM):  # leaving now: a late signal changes nothing
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, signal.SIG_IGN)
     if "torch" in sys.modules:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):

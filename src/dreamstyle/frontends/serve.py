@@ -2,320 +2,94 @@
 
 FastAPI serves one hand-written page (``static/``: no CDN, no build step) and a small JSON API. The
 page's forms come from :func:`dreamstyle.settings.describe`, so they cannot drift from the CLI. Jobs
-run through :mod:`dreamstyle.jobs`; their progress reaches the page as server-sent events. Uploads
-are checked (size, pixels, really an image) and stored under random names in a temporary folder
-that is deleted when the server stops; a file's own name is never used as a path.
+run through :mod:`dreamstyle.jobs`; their progress reaches the page as server-sent events (async: an
+open stream holds no thread). Every request passes :mod:`.guard` first (Host, Origin, Content-Type,
+body size while it arrives); what the page may send, and how it names files, is :mod:`.studio`'s.
+Uploads are checked (size, pixels, really an image) and stored under random names in a temporary
+folder that is deleted when the server stops.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import shlex
+import sys
 import tempfile
 import threading
-import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import DreamstyleError, SettingError
-from ..jobs import Job, JobQueue
-from ..settings import (
-    ApplySettings,
-    DreamSettings,
-    ExploreSettings,
-    StylizeSettings,
-    describe,
-    flag_of,
-    make,
-    options,
-)
+from ..errors import UserError
+from ..jobs import FINISHED, Job
+from ..settings import describe
+from .guard import Guard, Route
+from .studio import EXAMPLES, JOB_BODY_BYTES, LIVE_NOTE, MODES, MULTIPART_SLACK, Studio, command_line
 
 STATIC = Path(__file__).resolve().parent / "static"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-MODES: dict[str, type] = {"stylize": StylizeSettings, "dream": DreamSettings, "explore": ExploreSettings,
-                          "apply": ApplySettings}
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
-MAX_PIXELS = 36_000_000  # a 6000 x 6000 photo; larger ones are refused with a message
-MODEL_SUFFIXES = (".pt", ".onnx")
 
 
-class Studio:
-    """The server's state: the job queue, the uploads, the cached stylers for live frames."""
+# --- the app ---------------------------------------------------------------------------------------
 
-    def __init__(self, root: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS,
-                 preview_every: int = 8) -> None:
-        self.root = root
-        self.uploads = root / "uploads"
-        self.uploads.mkdir(parents=True, exist_ok=True)
-        self.queue = JobQueue(root / "jobs", preview_every=preview_every)
-        self.max_upload_bytes, self.max_pixels = max_upload_bytes, max_pixels
-        self.stylers: dict[str, Any] = {}
-        self.styler_lock = threading.Lock()
-
-    # --- inputs -----------------------------------------------------------------------------------
-
-    def forget_old_uploads(self) -> None:
-        """Delete uploads older than the jobs are kept."""
-        import time
-
-        limit = time.time() - self.queue.keep_seconds
-        for path in self.uploads.iterdir():
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < limit:
-                    path.unlink()
-
-    def save_upload(self, data: bytes, filename: str) -> dict[str, Any]:
-        """Check an uploaded file and store it under a random name; returns its id and facts."""
-        self.forget_old_uploads()
-        if len(data) > self.max_upload_bytes:
-            raise HTTPException(413, f"the file is {len(data) / 2**20:.1f} MB; the limit is "
-                                     f"{self.max_upload_bytes / 2**20:.0f} MB")
-        if not data:
-            raise HTTPException(400, "the file is empty")
-        suffix = Path(filename or "").suffix.lower()
-        if suffix in MODEL_SUFFIXES:  # a trained style network for apply
-            upload_id = uuid.uuid4().hex + suffix
-            (self.uploads / upload_id).write_bytes(data)
-            return {"id": upload_id, "kind": "model", "name": Path(filename).name[:100]}
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
-                if width * height > self.max_pixels:
-                    raise HTTPException(413, f"the image is {width} x {height} pixels; the limit is "
-                                             f"{self.max_pixels / 1e6:.0f} megapixels")
-                im.load()
-                image = im.convert("RGB")
-        except HTTPException:
-            raise
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-            raise HTTPException(400, f"'{Path(filename or 'the file').name[:80]}' is not an image that can be "
-                                     f"read ({type(e).__name__}); upload a JPEG, PNG or WebP") from None
-        upload_id = uuid.uuid4().hex + ".png"
-        image.save(self.uploads / upload_id)
-        return {"id": upload_id, "kind": "image", "width": width, "height": height,
-                "name": Path(filename or "").name[:100]}
-
-    def image_path(self, ref: Any, what: str) -> Path:
-        """An upload id or ``example:NAME`` -> a file; a 400 for anything else."""
-        if not isinstance(ref, str) or not ref:
-            raise HTTPException(400, f"choose a {what} image")
-        if ref.startswith("example:"):
-            path = EXAMPLES / f"{ref[len('example:'):]}.jpg"
-            if path.parent != EXAMPLES or not path.is_file():
-                raise HTTPException(400, f"there is no example image '{ref[8:]}'")
-            return path
-        path = self.uploads / ref
-        if path.parent != self.uploads or not path.is_file() or "/" in ref or ref.startswith("."):
-            raise HTTPException(400, f"the {what} image is no longer on the server; upload it again")
-        return path
-
-    def model_ref(self, ref: str) -> str:
-        """A bundled style name stays as it is; an uploaded model id becomes its path."""
-        if ref.endswith(MODEL_SUFFIXES):
-            return str(self.image_path(ref, "model"))
-        return ref
-
-    # --- jobs ---------------------------------------------------------------------------------------
-
-    def start(self, body: dict[str, Any]) -> Job:
-        mode = body.get("mode")
-        if mode not in MODES:
-            raise HTTPException(400, f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
-        values = form_values(MODES[mode], body.get("settings") or {})
-        values = self._server_paths(MODES[mode], values)
-        try:
-            make(MODES[mode], values)  # checked here, so a bad value is a 400 and no job
-        except SettingError as e:
-            raise HTTPException(400, e.render(lambda name: name)) from None
-        except DreamstyleError as e:
-            raise HTTPException(400, str(e)) from None
-        except TypeError as e:
-            raise HTTPException(400, str(e)) from None
-        from .. import api
-
-        job_id, folder = self.queue.new_folder()
-        output = folder / "result.png"
-        params: dict[str, Any] = {"mode": mode, "settings": values}
-        if mode == "stylize":
-            content = self.image_path(body.get("content"), "content")
-            refs = body.get("styles") or []
-            styles = [self.image_path(r, "style") for r in (refs if isinstance(refs, list) else [refs])]
-            if not styles:
-                raise HTTPException(400, "choose at least one style image")
-            params.update(content=body.get("content"), styles=refs)
-
-            def call(job: Job) -> Any:
-                return api.stylize(content, styles, output=output, **self._run_args(job), **values)
-        elif mode in ("dream", "apply"):
-            image = self.image_path(body.get("content"), "photo")
-            params.update(content=body.get("content"))
-            if mode == "apply":
-                values["model"] = self.model_ref(str(values.get("model", ApplySettings.model)))
-
-            def call(job: Job) -> Any:
-                fn = api.dream if mode == "dream" else api.apply
-                return fn(image, output=output, **self._run_args(job), **values)
-        else:
-            if body.get("content"):
-                values["image"] = str(self.image_path(body.get("content"), "photo"))
-                params.update(content=body.get("content"))
-
-            def call(job: Job) -> Any:
-                return api.explore(output=output, **self._run_args(job), **values)
-        return self.queue.submit(mode, call, params, job_id, folder)
-
-    def _server_paths(self, cls: type, values: dict[str, Any]) -> dict[str, Any]:
-        """Settings that name files (masks, a guide, an init image) may only name uploads: the page must
-        not read files of the server's choosing. Weights files and training data stay on the CLI."""
-        from ..settings import INITS
-
-        out = dict(values)
-        for f, o in options(cls):
-            if f.name not in out:
-                continue
-            value = out[f.name]
-            if f.name == "init" and value in INITS:
-                continue
-            if f.name in ("weights", "data", "preview"):
-                raise HTTPException(400, f"{f.name} names a file on the server; use the command line for it, "
-                                         "or upload what the page asks for")
-            if o.kind in ("path", "paths") or f.name == "init":
-                items = value if isinstance(value, list) else [value]
-                paths = [str(self.image_path(str(v), f.name)) for v in items]
-                out[f.name] = paths if isinstance(value, list) else paths[0]
-        return out
-
-    def _run_args(self, job: Job) -> dict[str, Any]:
-        return {"progress": False, "on_event": self.queue.on_event(job), "preview_every": self.queue.preview_every,
-                "cancel": job.cancel}
-
-    def live(self, frame: bytes, model: str, size: int) -> bytes:
-        """One webcam frame through a trained network, at once (not queued)."""
-        from ..images import array_from_image, image_from_array
-        from ..tasks.apply import load_styler, stylize_array
-
-        try:
-            with Image.open(io.BytesIO(frame)) as im:
-                image = im.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError):
-            raise HTTPException(400, "the frame is not an image") from None
-        image.thumbnail((size, size))
-        ref = self.model_ref(model)
-        with self.styler_lock:
-            if ref not in self.stylers:
-                try:
-                    self.stylers[ref] = load_styler(ref)[0]
-                except DreamstyleError as e:
-                    raise HTTPException(400, str(e)) from None
-            styler = self.stylers[ref]
-            out = stylize_array(styler, array_from_image(image))
-        buf = io.BytesIO()
-        image_from_array(out).save(buf, format="JPEG", quality=85)
-        return buf.getvalue()
-
-
-def form_values(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
-    """The form's fields -> API keyword values: empty fields mean the default; list kinds split on spaces."""
-    known = {f.name: o for f, o in options(cls)}
-    values: dict[str, Any] = {}
-    for name, value in raw.items():
-        o = known.get(name)
-        if o is None:
-            raise HTTPException(400, f"unknown setting '{name}'")
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        try:
-            if o.kind == "int":
-                value = int(value)
-            elif o.kind == "float":
-                value = float(value)
-            elif o.kind == "floats":
-                value = [float(v) for v in (value if isinstance(value, list) else str(value).replace(",", " ").split())]
-            elif o.kind == "channels":
-                value = [int(v) for v in (value if isinstance(value, list) else str(value).split(","))]
-            elif o.many and isinstance(value, str):
-                value = value.split()
-            elif o.kind == "bool" and isinstance(value, str):
-                value = value.lower() in ("on", "true", "1", "yes")
-        except ValueError:
-            raise HTTPException(400, f"{name} must be a number, got '{value}'") from None
-        values[name] = value
-    return values
-
-
-def command_line(job: Job) -> str:
-    """The ``dreamstyle ...`` command that does what the job did (images by their names on the page)."""
-    mode, values = job.mode, dict(job.params.get("settings") or {})
-    cls = MODES[mode]
-    names = {"content": _file_name(job.params.get("content"), "photo.png")}
-    parts = ["dreamstyle", mode]
-    if mode == "stylize":
-        parts += [names["content"], *[_file_name(s, f"style{i + 1}.png")
-                                      for i, s in enumerate(job.params.get("styles") or [])]]
-    elif mode in ("dream", "apply"):
-        parts.append(names["content"])
-    parts += ["-o", "result.png"]
-    for f, o in options(cls):
-        if f.name not in values or not o.cli or values[f.name] == f.default:
-            continue
-        value = values[f.name]
-        if mode == "explore" and f.name == "image":
-            value = names["content"]
-        flag = flag_of(cls, f.name)
-        if o.kind == "bool" and not o.onoff:
-            if value:
-                parts.append(flag)
-        elif o.kind == "bool":
-            parts += [flag, "on" if value else "off"]
-        elif isinstance(value, list):
-            parts += [flag, *[str(v) for v in value]] if o.kind != "channels" else [flag, ",".join(map(str, value))]
-        else:
-            parts += [flag, str(value)]
-    return shlex.join(parts)
-
-
-def _file_name(ref: Any, fallback: str) -> str:
-    if isinstance(ref, str) and ref.startswith("example:"):
-        return f"src/dreamstyle/examples/{ref[8:]}.jpg"
-    return fallback
-
-
-def create_app(root: Path | None = None, warm: bool = True, **options: Any) -> FastAPI:
+def create_app(root: Path | None = None, warm: bool = True, hosts: tuple[str, ...] = (), **options: Any) -> FastAPI:
     """The studio's app. ``root``: where jobs and uploads go (a new temporary folder by default, deleted
-    at shutdown). ``warm``: import torch and build the default network in the background at start."""
+    at shutdown). ``warm``: import torch and build the default network in the background at start.
+    ``hosts``: host names to answer to besides the address a connection comes to (``--host``)."""
     own_root = root is None
     folder = Path(tempfile.mkdtemp(prefix="dreamstyle-studio-")) if root is None else root
     studio = Studio(folder, **options)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> Any:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio
+
         if warm:  # once the server is listening: the import must not hold up the first page
             import asyncio
 
-            asyncio.get_running_loop().call_later(0.5, lambda: threading.Thread(target=_warm_up, daemon=True).start())
+            studio.warm = "warming"
+            asyncio.get_running_loop().call_later(
+                0.5, lambda: threading.Thread(target=_warm_up, args=(studio,), daemon=True).start())
         yield
-        studio.queue.close()
+        studio.queue.close_streams()
+        await anyio.to_thread.run_sync(studio.close)  # cancel, wait for the jobs to stop, then delete
         if own_root:
-            import shutil
+            if studio.stopped_cleanly:
+                import shutil
 
-            shutil.rmtree(folder, ignore_errors=True)
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                print(f"dreamstyle: warning: a job did not stop in time; its files stay in {folder}", file=sys.stderr)
 
     app = FastAPI(title="dreamstyle studio", version=__version__, lifespan=lifespan)
     app.state.studio = studio
+    upload_route = Route(("multipart/form-data",), studio.max_upload_bytes + MULTIPART_SLACK, studio.max_upload_bytes)
+    app.add_middleware(Guard, hosts=hosts, routes={
+        "/api/jobs": Route(("application/json",), JOB_BODY_BYTES), "/api/uploads": upload_route,
+        "/api/params": upload_route, "/api/live": Route(("image/",), studio.max_upload_bytes)})
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"there is no {request.url.path[:100]} here"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path[:100]}"
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problem = (exc.errors() or [{}])[0]
+        where = ".".join(str(p) for p in problem.get("loc", ())[1:]) or "the request"
+        return JSONResponse({"error": f"{where}: {str(problem.get('msg', 'is not valid')).lower()}"}, status_code=400)
 
     @app.exception_handler(Exception)
     async def any_error(request: Request, exc: Exception) -> JSONResponse:  # never a stack trace in the page
@@ -335,16 +109,25 @@ def create_app(root: Path | None = None, warm: bool = True, **options: Any) -> F
         return {"version": __version__, "modes": {m: describe(cls) for m, cls in MODES.items()},
                 "networks": list(SPECS), "default_network": DEFAULT_BACKBONE, "styles": list(bundled_styles()),
                 "taps": {name: [t.name for t in list_taps(spec)] for name, spec in SPECS.items()},
-                "examples": sorted(p.stem for p in EXAMPLES.glob("*.jpg")),
-                "limits": {"bytes": studio.max_upload_bytes, "pixels": studio.max_pixels}}
+                "examples": list(studio.examples), "warm": studio.warm, "live": LIVE_NOTE,
+                "limits": {"bytes": studio.max_upload_bytes, "pixels": studio.max_pixels,
+                           "waiting_jobs": studio.queue.max_waiting, "same_job_seconds": studio.queue.same_seconds}}
 
     @app.get("/api/examples/{name}")
     def example(name: str) -> FileResponse:
-        return FileResponse(studio.image_path(f"example:{name}", "example"), media_type="image/jpeg")
+        path = studio.examples.get(name.lower())
+        if path is None:
+            raise HTTPException(404, "there is no such example")
+        return FileResponse(path, media_type="image/jpeg")
 
     async def form_file(request: Request) -> tuple[bytes, str]:
-        """The bytes and name of the form field 'file' (read up to just past the size limit)."""
-        form = await request.form()
+        """The bytes and name of the form field 'file' (the guard stops the body past the size limit)."""
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except StarletteHTTPException:  # the guard's 413
+            raise
+        except Exception:  # noqa: BLE001 - a malformed multipart body
+            raise HTTPException(400, "send the file as the multipart form field 'file'") from None
         file = form.get("file")
         if file is None or isinstance(file, str):
             raise HTTPException(400, "send the file as the form field 'file'")
@@ -352,11 +135,17 @@ def create_app(root: Path | None = None, warm: bool = True, **options: Any) -> F
 
     @app.post("/api/uploads")
     async def upload(request: Request) -> dict[str, Any]:
-        return studio.save_upload(*await form_file(request))
+        import anyio
+
+        data, name = await form_file(request)
+        return await anyio.to_thread.run_sync(studio.save_upload, data, name)
 
     @app.get("/api/uploads/{upload_id}")
     def uploaded(upload_id: str) -> FileResponse:
-        return FileResponse(studio.image_path(upload_id, "uploaded"))
+        found = studio.upload(upload_id, "image")
+        if found is None:
+            raise HTTPException(404, "there is no such upload (uploads go when the server stops); upload it again")
+        return FileResponse(found.path, media_type="image/png")
 
     @app.post("/api/params")
     async def params_of(request: Request) -> dict[str, Any]:
@@ -365,29 +154,34 @@ def create_app(root: Path | None = None, warm: bool = True, **options: Any) -> F
         try:
             with Image.open(io.BytesIO(data)) as im:
                 text = im.info.get("dreamstyle")
-        except (UnidentifiedImageError, OSError, ValueError):
+        except Exception:  # noqa: BLE001 - any file that is not an image
             raise HTTPException(400, "that file is not an image") from None
         if not text:
             raise HTTPException(400, "that image has no dreamstyle settings in it")
         try:
-            return dict(json.loads(text))
-        except ValueError:
-            raise HTTPException(400, "that image's dreamstyle settings are damaged") from None
+            params = json.loads(text)
+        except (ValueError, RecursionError):
+            params = None
+        if not isinstance(params, dict):
+            raise HTTPException(400, "that image's dreamstyle settings are damaged")
+        return params
 
     @app.post("/api/jobs")
     async def start(request: Request) -> dict[str, Any]:
+        import anyio
+
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise HTTPException(400, "send the job as JSON") from None
         if not isinstance(body, dict):
             raise HTTPException(400, "send the job as a JSON object")
-        job = studio.start(body)
+        job = await anyio.to_thread.run_sync(studio.start, body)
         return job.view(studio.queue.position(job))
 
     @app.get("/api/jobs")
     def jobs() -> list[dict[str, Any]]:
-        return [j.view(studio.queue.position(j)) for j in sorted(studio.queue.jobs.values(), key=lambda j: j.created)]
+        return studio.queue.views()
 
     def find(job_id: str) -> Job:
         job = studio.queue.jobs.get(job_id)
@@ -401,16 +195,16 @@ def create_app(root: Path | None = None, warm: bool = True, **options: Any) -> F
         return job.view(studio.queue.position(job))
 
     @app.get("/api/jobs/{job_id}/events")
-    def job_events(job_id: str) -> StreamingResponse:
+    async def job_events(job_id: str) -> StreamingResponse:
         job = find(job_id)
 
-        def stream() -> Iterator[str]:
+        async def stream() -> AsyncIterator[str]:
             seen = -1
             while True:
-                seen = studio.queue.wait(job, seen)
+                seen = await studio.queue.wait_async(job, seen)
                 view = job.view(studio.queue.position(job))
                 yield f"data: {json.dumps(view)}\n\n"
-                if view["state"] in ("done", "failed", "cancelled") or studio.queue.stopping:
+                if view["state"] in FINISHED or studio.queue.streams_closed:
                     return  # the last message sent is the final state
 
         return StreamingResponse(stream(), media_type="text/event-stream",
@@ -442,39 +236,99 @@ def create_app(root: Path | None = None, warm: bool = True, **options: Any) -> F
 
     @app.post("/api/live")
     async def live(request: Request, model: str = "starry_night", size: int = 320) -> Response:
-        data = await request.body()
-        if len(data) > studio.max_upload_bytes:
-            raise HTTPException(413, "the frame is too large")
+        """One frame (the body, an image) styled at once. Frames of every page wait in one line: the
+        ``X-Live-Waited`` header says how many seconds this one waited for others."""
         import anyio
 
-        out = await anyio.to_thread.run_sync(studio.live, data, model, max(32, min(size, 1024)))
-        return Response(out, media_type="image/jpeg")
+        data = bytearray()
+        async for chunk in request.stream():  # the guard stops a body past the limit; so does this
+            data += chunk
+            if len(data) > studio.max_upload_bytes:
+                raise HTTPException(413, "the frame is too large")
+        out, waited = await anyio.to_thread.run_sync(studio.live, bytes(data), model, max(32, min(size, 1024)))
+        return Response(out, media_type="image/jpeg", headers={"X-Live-Waited": f"{waited:.3f}"})
 
     return app
 
 
-def _warm_up() -> None:
+def _warm_up(studio: Studio) -> None:
     """While the user picks images: import torch, build the default network and run a tiny stylize once.
     A process's first run pays about 5 s of one-time set-up (BENCHMARKS.md); after this the first
-    preview of a default job comes in well under a second of optimization."""
+    preview of a default job comes in well under a second of optimization. Jobs may start meanwhile:
+    the backbone cache and the tracer are safe to share between threads."""
     try:
         from .. import api
 
         api.stylize(EXAMPLES / "chelsea.jpg", EXAMPLES / "great_wave.jpg", size=256, iterations=2, pyramid=False,
-                    progress=False)
+                    progress=False, cancel=studio.warm_cancel)
+        studio.warm = "ready"
     except Exception:  # noqa: BLE001 - a warm-up that fails costs only the head start
-        pass
+        studio.warm = "failed"
+    except KeyboardInterrupt:  # cancelled at shutdown
+        studio.warm = "failed"
+
+
+def listen(host: str, port: int) -> Any:
+    """A socket bound to ``host``:``port``, or a one-line UserError that names the fix."""
+    import errno
+    import socket
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UserError(f"--port must be a number from 0 to 65535, got {port}; 8000 is the usual one")
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        raise UserError(f"cannot serve on '{host}': not an address or a name this machine knows; "
+                        "use --host 127.0.0.1") from None
+    family, kind, proto, _, address = min(found, key=lambda a: a[0] != socket.AF_INET)  # IPv4 first, as uvicorn
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} is in use; pick another with --port, or stop what uses it") from None
+        if e.errno == errno.EACCES:
+            raise UserError(f"port {port} needs administrator rights; pick one above 1023 with --port") from None
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise UserError(f"cannot serve on {host}: it is not an address of this machine; use --host 127.0.0.1 "
+                            "or one of its addresses") from None
+        raise UserError(f"cannot serve on {host} port {port}: {e.strerror or e}") from None
+    return sock
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the studio until Ctrl-C."""
-    import sys
+    """Run the studio until Ctrl-C. Bad options (a port out of range or in use, an unknown host) are refused
+    in one line before anything is created."""
+    import shutil
 
     import uvicorn
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"dreamstyle: warning: serving on {host}: anyone who can reach this machine can use the studio "
-              "and its CPU; there is no login", file=sys.stderr)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"dreamstyle studio: http://{shown}:{port}/  (Ctrl-C stops it)", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    sock = listen(host, port)
+    root = Path(tempfile.mkdtemp(prefix="dreamstyle-studio-"))
+    studio: Studio | None = None
+    try:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"dreamstyle: warning: serving on {host}: anyone who can reach this machine can use the studio "
+                  "and its CPU; there is no login", file=sys.stderr)
+        app = create_app(root, hosts=(host,))
+        studio = app.state.studio
+        shown = f"[{host}]" if ":" in host else host
+        print(f"dreamstyle studio: http://{shown}:{sock.getsockname()[1]}/  (Ctrl-C stops it)", file=sys.stderr,
+              flush=True)
+        queue = studio.queue
+
+        class Server(uvicorn.Server):
+            async def shutdown(self, sockets: Any = None) -> None:
+                queue.close_streams()  # end the pages' event streams, or uvicorn waits for them forever
+                await super().shutdown(sockets)
+
+        Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()
+        if studio is None or studio.stopped_cleanly:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"dreamstyle: warning: a job did not stop in time; its files stay in {root}", file=sys.stderr)

@@ -1,19 +1,24 @@
-"""Peak-memory estimate for a run, so that a size that cannot fit is refused before any work."""
+"""Peak-memory estimate for a run, so that a size that cannot fit is refused before any work.
+
+What the process may still allocate (the machine's free memory, the address-space limit, the cgroup's) is
+read torch-free in :mod:`dreamstyle.fastnet.budget`, which also checks an ONNX style network's run.
+"""
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
+    from torch import nn
 
-from ..errors import SettingError
+from ..fastnet.budget import Device, Fix, What, available_bytes, refuse_if_short
+
+__all__ = ["activation_elements", "available_bytes", "estimate_peak_bytes", "largest_fitting_size", "require",
+           "check_fits", "Device", "Fix"]
 
 # A forward pass without gradients keeps only a few layers' outputs alive at once (a conservative share).
 FORWARD_BYTES_PER_ACTIVATION = 2.0
@@ -32,10 +37,12 @@ def activation_elements(module: nn.Module, probe: torch.Tensor, height: int, wid
     Measured on ``probe``, a small image of the same aspect ratio (about PROBE px), and scaled by
     the pixel count, which is exact for convolutional networks up to rounding at the borders.
     """
+    import torch
+
     ph, pw = probe.shape[-2:]
     total = 0
 
-    def count(_m, _inp, out) -> None:
+    def count(_m: Any, _inp: Any, out: Any) -> None:
         nonlocal total
         if isinstance(out, torch.Tensor):
             total += out.numel()
@@ -51,20 +58,6 @@ def activation_elements(module: nn.Module, probe: torch.Tensor, height: int, wid
     return total * (height * width) / (ph * pw)
 
 
-def available_bytes(device: torch.device) -> int:
-    """Free memory where the run happens: the GPU's, or the machine's available RAM."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-
-
 def estimate_peak_bytes(module: nn.Module, probe: torch.Tensor, height: int, width: int) -> float:
     return BASE_BYTES + BYTES_PER_ACTIVATION * activation_elements(module, probe, height, width)
 
@@ -75,23 +68,26 @@ def largest_fitting_size(size: int, estimate: float, available: float) -> int:
     return int(size * math.sqrt(room) // 16 * 16)
 
 
-def require(need: float, device: torch.device, setting: str, what: str, fix: Callable[[float], str]) -> None:
+def require(need: float, device: Device, setting: str, what: What, fix: Fix) -> None:
     """Refuse up front, in one line, when ``need`` bytes are more than ``device`` has free.
 
-    ``setting`` is the setting to change, ``what`` the run ("at 2048 px with vgg19"); ``fix(free_bytes)``
-    says what to change (other settings written ``{name}``, see SettingError).
+    ``setting`` is the setting to change, ``what`` the run ("at 2048 px with vgg19", or a function of the
+    setting the advice names); ``fix(free_bytes)``
+    says what to change (other settings written ``{name}``, see SettingError), or returns (setting, text)
+    to name another setting first.
     """
-    have = available_bytes(device)
-    if need > have:
-        raise SettingError(setting, f"{what} needs about {need / 2**30:.1f} GiB but {have / 2**30:.1f} GiB is "
-                           f"free; {fix(have)}")
+    refuse_if_short(need, available_bytes(device), setting, what, fix)
 
 
-def check_fits(module: nn.Module, image: Image.Image, long_side: int, device: torch.device, what: str,
+def check_fits(module: nn.Module, image: Image.Image, long_side: int, device: Device, what: str,
                lighter: str, *, setting: str = "size", backward: bool = True, batch: int = 1,
-               extra_bytes: float = 0.0) -> float:
+               extra_bytes: float = 0.0, suggest: Callable[[int], str] | None = None) -> float:
     """Refuse when running ``module`` on ``image`` at ``long_side`` px (``batch`` of them, with or without
-    a backward pass, plus ``extra_bytes`` of image buffers) would not fit; returns the estimate."""
+    a backward pass, plus ``extra_bytes`` of image buffers) would not fit; returns the estimate.
+
+    The advice names the largest long side that fits (``{setting} N or less``); ``suggest(N)`` words it
+    otherwise (N may be below 16: nothing fits).
+    """
     from ..images import resized_tensor
 
     scale = long_side / max(image.size)
@@ -102,6 +98,8 @@ def check_fits(module: nn.Module, image: Image.Image, long_side: int, device: to
 
     def fix(have: float) -> str:
         fitting = largest_fitting_size(long_side, need - extra_bytes, have - extra_bytes)
+        if suggest is not None:
+            return suggest(fitting)
         return f"use {{{setting}}} {fitting} or less, or {lighter}" if fitting >= 16 else f"use {lighter}"
 
     require(need, device, setting, what, fix)

@@ -6,6 +6,7 @@ with onnxruntime alone: this module imports torch only for ``.pt`` models).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
@@ -16,17 +17,19 @@ import numpy as np
 from PIL import Image
 
 from .. import __version__
-from ..errors import UserError
+from ..errors import RunError, UserError
 from ..events import Run, guarded
 from ..fastnet.styles import bundled_onnx, find_bundled
 from ..images import (
     array_from_image,
     as_image,
+    check_input_file,
     check_output_folder,
     check_output_path,
     image_files,
     image_from_array,
     long_side_size,
+    refuse_output_over_inputs,
     save_image,
     tensor_from_array,
 )
@@ -35,6 +38,9 @@ from ..settings import ApplySettings, as_params
 Styler = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) float32 in [0, 1] -> the same
 # RGB -> luminance and chroma (YIQ, as color.py), for keeping the photo's colours.
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=np.float32)
+# The style networks' first layer pads 4 pixels by reflection, which needs a side of at least 5: smaller
+# photos (1 x 1, 10000 x 1) are padded to this by repeating their edge pixels, and cropped back.
+MIN_SIDE = 8
 
 
 def load_styler(model: str | os.PathLike, device: str = "auto") -> tuple[Styler, dict[str, Any]]:
@@ -45,8 +51,13 @@ def load_styler(model: str | os.PathLike, device: str = "auto") -> tuple[Styler,
             and importlib.util.find_spec("onnxruntime") is not None:
         text = str(bundled_onnx(text))
     if text.lower().endswith(".onnx"):
-        if not Path(text).is_file():
+        try:
+            exists = Path(text).exists() or Path(text).is_symlink()
+        except OSError:  # a name too long: check_input_file says so
+            exists = True
+        if not exists:
             raise UserError(f"model file '{text}' does not exist; give an .onnx file made by `dreamstyle export`")
+        check_input_file(text, "an .onnx model file")
         from ..fastnet.onnxrun import OnnxStyle
 
         onnx_style = OnnxStyle(text)
@@ -67,8 +78,18 @@ def load_styler(model: str | os.PathLike, device: str = "auto") -> tuple[Styler,
 
 
 def stylize_array(styler: Styler, photo: np.ndarray, strength: float = 1.0, preserve_color: bool = False) -> np.ndarray:
-    """The style network on one photo (H, W, 3 in [0, 1]), blended and recoloured as asked."""
-    out = np.clip(styler(photo), 0.0, 1.0)
+    """The style network on one photo (H, W, 3 in [0, 1]), blended and recoloured as asked. A photo thinner
+    than MIN_SIDE pixels is run with its edge pixels repeated, and cropped back."""
+    h, w = photo.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        padded = np.pad(photo, ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)), mode="edge")
+        raw = styler(padded)[:h, :w]
+    else:
+        raw = styler(photo)
+    if not np.isfinite(raw).all():
+        raise RunError("the style network gave values that are not finite numbers (NaN or infinity): its weights "
+                       "are broken; train or export the model again")
+    out = np.clip(raw, 0.0, 1.0)
     if preserve_color:  # the result's luminance with the photo's chroma
         yiq_out, yiq_photo = out @ _YIQ.T, photo @ _YIQ.T
         yiq_photo[..., 0] = yiq_out[..., 0]
@@ -82,7 +103,7 @@ def expand_inputs(images: Sequence[str | os.PathLike | Image.Image]) -> list[str
     """Files as given; a folder stands for the images in it (sorted, not recursive)."""
     out: list[str | os.PathLike | Image.Image] = []
     for item in images:
-        if not isinstance(item, Image.Image) and Path(item).is_dir():
+        if not isinstance(item, Image.Image) and _is_dir(item):
             found = image_files(Path(item))
             if not found:
                 raise UserError(f"folder '{item}' has no images; give image files or a folder of them")
@@ -94,16 +115,29 @@ def expand_inputs(images: Sequence[str | os.PathLike | Image.Image]) -> list[str
     return out
 
 
+def _is_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder; False for a name the file system cannot even look up (too long), which
+    the image or output checks then explain."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def output_paths(inputs: Sequence[Any], output: str | os.PathLike, suffix: str = ".png") -> list[Path]:
     """One output per input: ``output`` itself for a single input (unless it is a folder), else
     ``output/NAME.png`` for each (the folder is made if needed)."""
     out = Path(output)
-    is_folder = out.is_dir() or str(output).endswith(("/", os.sep)) or (len(inputs) > 1 and not out.suffix)
+    is_folder = _is_dir(out) or str(output).endswith(("/", os.sep)) or (len(inputs) > 1 and not out.suffix)
     if not is_folder:
         if len(inputs) > 1:
             raise UserError(f"{len(inputs)} images need an output folder, not the file '{output}'")
         return [check_output_path(out)]
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out)  # the folder's own name and parent, before it is made
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot make the output folder '{out}': {e.strerror or e}") from None
     check_output_folder(out / f"x{suffix}")
     names: list[Path] = []
     for i, item in enumerate(inputs):
@@ -120,8 +154,12 @@ def apply(images: Sequence[str | os.PathLike | Image.Image], s: ApplySettings, o
           events: Run) -> list[Image.Image]:
     """Stylize each image with the model; write them to ``output`` (a file, or a folder for several)."""
     inputs = expand_inputs(images)
+    model_file = _model_file(s.model)
     targets = output_paths(inputs, output) if output is not None else None
+    for target in targets or []:  # before any work: a result written over a photo is lost data
+        refuse_output_over_inputs(target, [*inputs, model_file])
     styler, meta = load_styler(s.model, s.device)
+    _check_memory(inputs, s, styler, meta)
     events.total = len(inputs)
     results: list[Image.Image] = []
 
@@ -143,3 +181,49 @@ def apply(images: Sequence[str | os.PathLike | Image.Image], s: ApplySettings, o
             events.step(Path(name).name, 0.0, preview=lambda image=image: image)  # type: ignore[misc]
     events.finish(results[-1] if results else None, targets[-1] if targets else None, {"images": len(results)})
     return results
+
+
+def _model_file(model: str | os.PathLike) -> Path | None:
+    """The model's own file, when it is one (not a bundled style's name)."""
+    if find_bundled(str(model)) is not None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        if Path(model).is_file():
+            return Path(model)
+    return None
+
+
+def _pixels(item: str | os.PathLike | Image.Image, size: int | None) -> tuple[int, int] | None:
+    """(pixels, long side) of an input as it will be stylized, read from the file's header; None if it cannot
+    be read (loading it then says why)."""
+    try:
+        if isinstance(item, Image.Image):
+            w, h = item.size
+        else:
+            with Image.open(check_input_file(item)) as im:
+                w, h = im.size
+    except Exception:  # noqa: BLE001 - a bad file is reported when it is loaded, in its own words
+        return None
+    if w < 1 or h < 1:
+        return None
+    if size is not None:
+        w, h = long_side_size((w, h), size)
+    return w * h, max(w, h)
+
+
+def _check_memory(inputs: Sequence[str | os.PathLike | Image.Image], s: ApplySettings, styler: Styler,
+                  meta: dict[str, Any]) -> None:
+    """Refuse up front, in one line, a photo (the largest) whose run would not fit in memory."""
+    from ..fastnet.budget import check_apply_fits
+    from ..fastnet.onnxrun import OnnxStyle
+
+    sizes = [p for p in (_pixels(item, s.size) for item in inputs) if p is not None]
+    if not sizes:
+        return
+    pixels, side = max(sizes)
+    device: Any = "cpu"
+    if s.device != "cpu" and not isinstance(styler, OnnxStyle):
+        from ..runtime import resolve_device  # a .pt model: torch is loaded already
+
+        device = resolve_device(s.device)
+    check_apply_fits(str(meta.get("arch", "standard")), pixels, device, f"of {side} px", side)

@@ -22,13 +22,29 @@ from ..backbones import FeatureExtractor, get_backbone, get_spec, min_side
 from ..color import combine_luminance, match_color
 from ..errors import SettingError, UserError
 from ..events import Child, Run, guarded
-from ..images import as_image, check_output_path, resized_tensor, save_image, short_side, to_image, to_tensor
+from ..images import (
+    as_image,
+    check_output_path,
+    refuse_output_over_inputs,
+    resized_tensor,
+    save_image,
+    short_side,
+    to_image,
+    to_tensor,
+)
 from ..objectives.dream import DreamLoss, parse_targets, resolve_channels
 from ..optimize.ascent import ascend
-from ..optimize.memory import check_fits
+from ..optimize.memory import (
+    BASE_BYTES,
+    BYTES_PER_ACTIVATION,
+    PROBE,
+    activation_elements,
+    require,
+)
 from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import DreamSettings, ZoomSettings, as_params
 from ..threads import govern
+from .stylize import check_weights_file, refuse_non_finite
 
 ImageLike = str | os.PathLike | Image.Image
 RANK_SIZE = 512  # 'strongest'/'weakest' channels are ranked on the image at this size (or smaller)
@@ -45,12 +61,14 @@ class Dreamer:
         self.targets = parse_targets(s.targets, s.model)
         taps = [t.tap for t in self.targets]
         self.need = min_side(get_spec(s.model), taps)  # checks tap names too
+        check_weights_file(s.weights)
         self.guide = None if s.guide is None else as_image(s.guide, "guide")
         self.device = resolve_device(s.device)
         if self.device.type == "cpu":
             prepare_cpu()
         precision = network_precision(s.precision, self.device, s.model, s.weights, taps)
         self.backbone = get_backbone(s.model, s.weights, self.device, precision)
+        refuse_non_finite(self.backbone, s.weights)
         self.extractor: FeatureExtractor = self.backbone.extractor(taps)
 
     def params(self, image_name: str, size: int) -> dict[str, Any]:
@@ -68,13 +86,38 @@ class Dreamer:
                                "{octaves}, a smaller {octave_scale} or a larger {size}")
 
     def check_memory(self, image: Image.Image, size: int, tile: int) -> None:
-        """Refuse up front when one tile's forward and backward plus the whole-image buffers would not fit."""
-        scale = size / max(image.size)
-        h, w = round(image.height * scale), round(image.width * scale)
-        tile_side = min(tile, max(h, w))
-        buffers = IMAGE_BUFFERS * 3 * 4 * h * w
-        check_fits(self.extractor, image, tile_side, self.device, f"of {tile_side} px at {{size}} {size}",
-                   "a smaller {tile} or {size}", setting="tile", extra_bytes=buffers)
+        """Refuse up front when one tile's forward and backward plus the whole-image buffers would not fit.
+
+        The advice is what helps: a smaller tile while the tile's activations are the problem (and a smaller
+        one is allowed), else a smaller size, as the whole-image buffers grow with it whatever the tile."""
+        def pixels(side: int) -> int:  # the image's pixels with its long side at ``side``
+            scale = side / max(image.size)
+            return max(1, round(image.height * scale)) * max(1, round(image.width * scale))
+
+        per_pixel = activation_elements(self.extractor, resized_tensor(image, PROBE, self.device), 1, 1)
+
+        def need(side: int, tile_px: int) -> float:
+            return BASE_BYTES + BYTES_PER_ACTIVATION * per_pixel * pixels(min(tile_px, side)) \
+                + IMAGE_BUFFERS * 3 * 4 * pixels(side)
+
+        tile_side = min(tile, size)
+        smallest_tile = 64  # DreamSettings.tile's minimum
+
+        def fix(have: float) -> tuple[str, str]:
+            if tile_side > smallest_tile and need(size, smallest_tile) <= have:
+                fitting = max(t for t in range(smallest_tile, tile_side, 16) if need(size, t) <= have)
+                return "tile", f"use {{tile}} {fitting} or less"
+            sides = [side for side in range(32, size, 16) if need(side, tile) <= have]
+            if sides:
+                return "size", f"use {{size}} {max(sides)} or less"
+            return ("tile", "use a smaller {tile} or {size}") if tile > smallest_tile else \
+                ("size", "use a smaller {size}, or a lighter {model}")
+
+        def what(setting: str) -> str:
+            return f"of {size} px in tiles of {tile_side} px" if setting == "size" else \
+                f"of {tile_side} px at {{size}} {size}"
+
+        require(need(size, tile), self.device, "tile", what, fix)
 
     def fix_channels(self, image: Image.Image) -> None:
         """Choose 'strongest'/'weakest' channels on ``image`` and check explicit channel numbers."""
@@ -129,6 +172,8 @@ def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike |
         raise UserError(f"'{output}' is an animation format: add --zoom FRAMES for an endless zoom, or write "
                         "a still image such as out.png")
     out_path = check_output_path(output) if output is not None else None
+    if out_path is not None:
+        refuse_output_over_inputs(out_path, [image, s.guide])
     photo, name = as_image(image, "image")
     size = max(photo.size) if s.size is None else s.size
     if size < 32:
@@ -198,6 +243,7 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
     """
     started = time.perf_counter()
     out_path = check_animation_path(output)
+    refuse_output_over_inputs(out_path, [image, settings.guide])
     dreamer = Dreamer(settings)
     photo, name = as_image(image, "image")
     size = max(photo.size) if settings.size is None else settings.size
@@ -225,7 +271,7 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
             if kept is not None:
                 images.append(kept)
                 used.update(dreamer.params(name, size))
-            raise KeyboardInterrupt from None  # the zoom's guard writes the animation
+            raise  # the zoom's guard writes the animation (and keeps what stopped the run: SIGTERM is 143)
         images.append(first)
         used.update(first.info["dreamstyle"], image=name)  # the photo was passed on loaded: keep its name
         generator = torch.Generator().manual_seed(settings.seed + 1)

@@ -28,12 +28,21 @@ from .. import __version__
 from ..backbones import FeatureExtractor, get_backbone, min_side
 from ..errors import SettingError, UserError
 from ..events import Run, guarded
-from ..images import as_image, check_output_path, resized_tensor, save_image, short_side, to_image
+from ..images import (
+    as_image,
+    check_output_path,
+    refuse_output_over_inputs,
+    resized_tensor,
+    save_image,
+    short_side,
+    to_image,
+)
 from ..optimize.memory import check_fits
 from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import ExploreSettings, as_params
 from ..threads import govern
 from .sheet import grid
+from .stylize import check_weights_file, refuse_non_finite
 
 MAX_CELLS = 64  # channels per grid
 FEATURE_SIZE = 128  # default cell size of feature visualizations
@@ -184,6 +193,9 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
     need = min_side(spec, [tap])  # checks the tap's name too
     size = s.size if s.size is not None else FEATURE_SIZE if s.image is None else IMAGE_SIZE
     out_path = check_output_path(output) if output is not None else None
+    if out_path is not None:
+        refuse_output_over_inputs(out_path, [s.image])
+    check_weights_file(s.weights)
     photo, image_name = None, None
     if s.image is not None:
         photo = as_image(s.image, "image")[0]
@@ -197,6 +209,7 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
     if dev.type == "cpu":
         prepare_cpu()
     backbone = get_backbone(s.model, s.weights, dev, network_precision(s.precision, dev, s.model, s.weights, [tap]))
+    refuse_non_finite(backbone, s.weights)
     info = backbone.resolve([tap])[0]
     chosen = _check_channels(s.channels, info.channels, tap) if s.channels is not None else None
     cells_wanted = len(chosen) if chosen is not None else min(s.count, info.channels)

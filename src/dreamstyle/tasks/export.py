@@ -23,9 +23,9 @@ import torch
 
 from ..errors import RunError, UserError
 from ..events import Run
-from ..fastnet.modelfile import load_model
+from ..fastnet.modelfile import load_model, resolve_model
 from ..fastnet.onnxrun import META_KEY, OnnxStyle
-from ..images import atomic_path, check_output_folder
+from ..images import atomic_path, check_output_folder, refuse_output_over_inputs
 from ..settings import ExportSettings
 
 
@@ -41,15 +41,19 @@ class ExportReport:
 def export(model: str | os.PathLike, output: str | os.PathLike, s: ExportSettings, events: Run) -> list[ExportReport]:
     """Write ``output`` (fp32, or fp16 with ``s.fp16``) and, with ``s.int8``, ``OUT.int8.onnx`` beside it."""
     out = Path(output)
-    if out.is_dir() or out.suffix.lower() != ".onnx":
+    if out.suffix.lower() != ".onnx" or _is_dir(out):
         raise UserError(f"the ONNX file '{output}' must be a file name ending in .onnx")
     check_output_folder(out)
+    source = resolve_model(model)  # before any work: neither file written may be the model itself
+    refuse_output_over_inputs(out, [source])
+    if s.int8:
+        refuse_output_over_inputs(out.with_name(out.stem + ".int8.onnx"), [source])
     try:
         import onnx
         import onnxruntime  # noqa: F401 - checked here so a missing runtime fails before the export
     except ImportError:
         raise UserError("export needs onnx and onnxruntime: pip install 'dreamstyle[onnx]'") from None
-    loaded = load_model(model)
+    loaded = load_model(source)
     net = loaded.net.float().eval()
     events.total = 2 + int(s.int8)
     rng = np.random.default_rng(0)
@@ -92,6 +96,13 @@ def export(model: str | os.PathLike, output: str | os.PathLike, s: ExportSetting
             events.step("int8", reports[-1].max_abs_diff)
     events.finish(None, out, {"exported": [str(r.path) for r in reports]})
     return reports
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:  # a name too long: check_output_folder says so
+        return False
 
 
 def _export_graph(net: torch.nn.Module, path: Path) -> None:

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import __version__
 from ..errors import SettingError, UserError
 from ..events import Child, Run, guarded
-from ..images import check_output_path, save_image
+from ..images import check_output_path, refuse_output_over_inputs, save_image
 from ..settings import StylizeSettings, as_params, check, flag_of, options, parse_text, sweepable
 from . import stylize as stylize_task
 
@@ -64,6 +64,10 @@ def make_sheet(content: Any, styles: Any, sweeps: Sequence[str], settings: Styli
     the results form a single row; with more, the combinations wrap into a near-square grid.
     """
     out_path = check_output_path(output)
+    style_list = [styles] if isinstance(styles, (str, os.PathLike, Image.Image)) else list(styles)
+    masks = settings.masks
+    mask_list = [] if masks is None else [masks] if isinstance(masks, (str, os.PathLike, Image.Image)) else masks
+    refuse_output_over_inputs(out_path, [content, *style_list, settings.init, *mask_list])
     parsed = [parse_sweep(s) for s in sweeps]
     if not parsed:
         raise UserError("give at least one sweep NAME=V1,V2,...")

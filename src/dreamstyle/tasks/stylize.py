@@ -7,10 +7,12 @@ are recomputed at that level's size and the previous result is upsampled as the 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,14 +23,16 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import __version__
-from ..backbones import EDGE_PAD, Backbone, FeatureExtractor, get_backbone, get_spec, min_side
+from ..backbones import EDGE_PAD, RANDOM, Backbone, FeatureExtractor, get_backbone, get_spec, min_side
 from ..color import combine_luminance, luminance_rgb, match_color, match_luminance
 from ..errors import SettingError, UserError
 from ..events import Child, Event, Preview, Run, guarded
 from ..images import (
     as_image,
+    check_input_file,
     check_output_path,
     load_image,
+    refuse_output_over_inputs,
     resized_tensor,
     save_image,
     short_side,
@@ -91,6 +95,12 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
     if s.save_every and out_path is None:
         raise SettingError("save_every", "needs an output path to name the intermediate images after")
     style_list = [styles] if isinstance(styles, (str, os.PathLike, Image.Image)) else list(styles)
+    mask_list = [] if s.masks is None else [s.masks] if isinstance(s.masks, (str, os.PathLike, Image.Image)) \
+        else list(s.masks)
+    if out_path is not None:  # before any work: a result written over the only copy of a photo is lost data
+        refuse_output_over_inputs(out_path, [content, *style_list, None if s.init in INITS else s.init,
+                                             *mask_list])
+    check_weights_file(s.weights)
     if not style_list:
         raise UserError("give at least one style image")
     blend = [1.0] * len(style_list) if s.style_blend is None else [float(b) for b in s.style_blend]
@@ -106,7 +116,11 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
     need = min_side(spec, all_taps)  # also checks every tap name, without building anything
     init_image = None
     if s.init not in INITS:
-        if not Path(s.init).exists():
+        try:
+            exists = Path(s.init).exists() or Path(s.init).is_symlink()
+        except OSError:  # a name too long for the file system: load_image says so
+            exists = True
+        if not exists:
             raise SettingError("init", f"must be one of {', '.join(INITS)} or an image file; '{s.init}' is neither")
         init_image = load_image(s.init)
     content_img, content_name = as_image(content, "content")
@@ -120,6 +134,7 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
     if device.type == "cpu":
         prepare_cpu()
     backbone: Backbone = get_backbone(s.model, s.weights, device, precision, s.pooling)
+    refuse_non_finite(backbone, s.weights)
     extractor = backbone.extractor(all_taps, pad=EDGE_PAD if s.edge_pad else 0)
     _check_memory(extractor, content_img, [img for img, _ in style_imgs], s.size, s.style_scale, device, s.model)
 
@@ -227,6 +242,29 @@ def stylize(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
 
 # --- helpers -------------------------------------------------------------------------------------
 
+def check_weights_file(weights: str | os.PathLike | None) -> None:
+    """A ``weights`` file must be a readable regular file (a FIFO would hang the read): one line otherwise.
+    Checked before anything loads; stylize, dream, explore and train share it."""
+    if weights is not None and str(weights) != RANDOM:
+        check_input_file(weights, "a weights file (.pth, .pt, .safetensors or .npz)")
+
+
+_FINITE: weakref.WeakSet = weakref.WeakSet()  # networks already found finite (the backbone cache reuses them)
+
+
+def refuse_non_finite(backbone: Backbone, weights: str | os.PathLike | None) -> None:
+    """Refuse, in one line, a network whose ``weights`` file holds NaN or infinite values: every loss would be
+    NaN, or a matrix square root fail to converge. Only a user's file is checked (once per loaded network)."""
+    if weights is None or str(weights) == RANDOM or backbone.model in _FINITE:
+        return
+    tensors: Iterable[tuple[str, torch.Tensor]] = [*backbone.model.named_parameters(),
+                                                    *backbone.model.named_buffers()]
+    for name, t in tensors:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise UserError(f"weights file '{weights}' holds values that are not finite numbers (NaN or infinity, "
+                            f"in {name}); give weights saved from a healthy network")
+    _FINITE.add(backbone.model)
+
 def _saver(output: Path, params: dict[str, Any]) -> Callable[[Event], None]:
     """The ``save_every`` subscriber: each preview it is sent is saved as OUT.NNNNN.png."""
     def save(event: Event) -> None:
@@ -288,10 +326,17 @@ def _check_memory(extractor: torch.nn.Module, content: Image.Image, styles: list
                   style_scale: float, device: torch.device, model: str) -> None:
     """Refuse up front, naming the largest size that fits, when the run would not fit in memory."""
     check_fits(extractor, content, size, device, f"of {size} px with {model}", "a lighter {model}")
+
+    def scale_fix(side: int) -> str:  # the largest style side that fits, as a --style-scale
+        scale = math.floor(side / size * 100) / 100
+        if side < 16 or scale <= 0:
+            return "use a smaller {size}"
+        return f"use {{style_scale}} {scale:g} or less, or a smaller {{size}}"
+
     for img in styles:  # the style's features are taken without gradients, but at size x style_scale
         check_fits(extractor, img, max(1, round(size * style_scale)), device,
                    f"of {style_scale:g} at {{size}} {size}", "a smaller {size}", setting="style_scale",
-                   backward=False)
+                   backward=False, suggest=scale_fix)
 
 
 def _load_masks(masks: Sequence[ImageLike] | None, content: Image.Image, count: int) -> list[Image.Image] | None:

@@ -9,6 +9,7 @@ Ctrl-C and at the end, so a run can be resumed and a stopped run loses nothing.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import time
@@ -23,22 +24,32 @@ from .. import __version__
 from ..backbones import EDGE_PAD, get_backbone, get_spec, min_side
 from ..errors import SettingError, UserError
 from ..events import Run, guarded
-from ..fastnet.modelfile import StyleModel, load_model, save_model
+from ..fastnet.modelfile import StyleModel, load_model, resolve_model, save_model
 from ..fastnet.network import TransformerNet
 from ..images import (
     IMAGE_SUFFIXES,
     as_image,
     check_output_folder,
     image_files,
+    refuse_output_over_inputs,
     resized_tensor,
     save_image,
     to_image,
     to_tensor,
 )
 from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss, loss_defaults
+from ..optimize.memory import (
+    BASE_BYTES,
+    BYTES_PER_ACTIVATION,
+    FORWARD_BYTES_PER_ACTIVATION,
+    PROBE,
+    activation_elements,
+    require,
+)
 from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import TrainSettings, as_params
 from ..threads import govern
+from .stylize import check_weights_file, refuse_non_finite
 
 # A network trained from scratch has no photo to start from, as stylize's optimization does: with
 # stylize's content weight it learns the painting and forgets the photo (the cat of the preview is
@@ -105,15 +116,23 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
           events: Run) -> StyleModel:
     """Train (or fine-tune, or resume) a style network; the model file at ``output`` is the checkpoint."""
     out = Path(output)
-    if out.is_dir() or out.suffix.lower() != ".pt":
+    if out.suffix.lower() != ".pt" or _is_dir(out):
         raise UserError(f"the model file '{output}' must be a file name ending in .pt")
     check_output_folder(out)
     if s.data is None:
         raise SettingError("data", "is needed: a folder of training photos")
     if s.resume and s.init is not None:
         raise SettingError("init", "cannot be combined with resume: a resumed run continues its own model")
+    init_file = resolve_model(s.init) if s.init is not None else None
+    preview_out = out.with_suffix(".preview.png")
+    # before any work: neither the model nor its preview may be written over an input
+    refuse_output_over_inputs(out, [style, init_file, s.preview])
+    if s.preview is not None:
+        refuse_output_over_inputs(preview_out, [style, s.preview])
+    check_weights_file(s.weights)
     data = PhotoFolder(s.data, s.seed)
     painting, painting_name = as_image(style, "style")
+    digest = painting_digest(painting)
     spec = get_spec(s.model)
     knobs = loss_defaults(spec)
     knobs["content_weight"] = knobs["content_weight"] * CONTENT_BOOST
@@ -131,25 +150,32 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     torch.manual_seed(s.seed)
     train_state: dict[str, Any] = {}
     if s.resume:
-        if not out.exists():
+        if not _exists(out):
             raise SettingError("resume", f"found no checkpoint at '{out}'; leave out resume to start a new run")
         loaded = load_model(out)
         net, train_state = loaded.net, loaded.train
         if not train_state:
             raise SettingError("resume", f"'{out}' is a finished model with no training state; use "
                                "init to fine-tune it instead")
-    elif s.init is not None:
-        net = load_model(s.init).net
+        _check_same_run(out, loaded.meta, painting_name, digest, s)
+    elif init_file is not None:
+        net = load_model(init_file).net
     else:
-        net = TransformerNet(s.arch)
+        net = TransformerNet(s.arch or "small")
     arch = net.arch
+    if s.arch is not None and s.arch != arch:
+        source = f"the checkpoint '{out}'" if s.resume else f"the init model '{s.init}'"
+        raise SettingError("arch", f"is {s.arch}, but {source} is a {arch} network; leave out {{arch}} (it follows "
+                           f"the model), or give {{arch}} {arch}")
     device = resolve_device(s.device)
     precision = network_precision(s.precision, device, s.model, s.weights, [*style_taps, *content_taps])
     if device.type == "cpu":
         prepare_cpu()
         govern(events)
-    extractor = get_backbone(s.model, s.weights, device, precision, "max").extractor(
-        [*style_taps, *content_taps], pad=EDGE_PAD)
+    backbone = get_backbone(s.model, s.weights, device, precision, "max")
+    refuse_non_finite(backbone, s.weights)
+    extractor = backbone.extractor([*style_taps, *content_taps], pad=EDGE_PAD)
+    _check_memory(extractor, net, painting, s, style_size, device)
     net = net.to(device).train().requires_grad_(True)
     optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
     if train_state.get("optimizer"):
@@ -167,7 +193,7 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     objective = Objective([(content_term, weights["content_weight"]),
                            (StyleLoss(style_taps, [style_feats], [1.0], style_loss), weights["style_weight"]),
                            (TVLoss(), weights["tv_weight"])])
-    meta = {"name": out.stem, "style": painting_name, "command": "train",
+    meta = {"name": out.stem, "style": painting_name, "style_digest": digest, "command": "train",
             **as_params(s, **weights, style_loss=style_loss, style_size=style_size, arch=arch, precision=precision),
             "dreamstyle": __version__}
     started = time.perf_counter()
@@ -181,7 +207,7 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
         meta.update(steps=step, seconds=round(time.perf_counter() - started, 1) + float(train_state.get("seconds", 0)))
         save_model(net, out, meta, train=None if state is None else {**state, "seconds": meta["seconds"]})
         if preview is not None:
-            save_image(_stylized(net, preview, device), out.with_suffix(".preview.png"), meta)
+            save_image(_stylized(net, preview, device), preview_out, meta)
         net.train(was_training)
 
     def keep() -> tuple[StyleModel, Path]:
@@ -213,6 +239,77 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     model = StyleModel(net.eval().requires_grad_(False), meta, out)
     events.finish(None, out, model.meta)
     return model
+
+
+def painting_digest(painting: Image.Image) -> str:
+    """A short fingerprint of the painting's pixels: a checkpoint records it, so --resume knows its painting
+    however its path is spelled."""
+    h = hashlib.sha256(f"{painting.width}x{painting.height}".encode())
+    h.update(painting.convert("RGB").tobytes())
+    return h.hexdigest()[:16]
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:  # a name too long: check_output_folder says so
+        return False
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists() or p.is_symlink()
+    except OSError:
+        return True  # load_model then says what is wrong with the name
+
+
+def _check_same_run(out: Path, meta: dict[str, Any], painting_name: str, digest: str, s: TrainSettings) -> None:
+    """Refuse to resume another run's checkpoint (another painting, another loss network): continuing it would
+    train that model toward this painting and write over it. Nothing is written before this check."""
+    theirs = meta.get("style_digest")
+    other = (theirs != digest) if isinstance(theirs, str) else \
+        Path(str(meta.get("style", painting_name))).name != Path(painting_name).name
+    if other:
+        raise SettingError("resume", f"'{out}' is the checkpoint of another painting ('{meta.get('style')}'), not "
+                           f"'{painting_name}'; give that painting to continue it, or another output for a new run")
+    model = meta.get("model")
+    if isinstance(model, str) and model != s.model:
+        raise SettingError("resume", f"'{out}' was trained with the loss network {model}, not {s.model}; give "
+                           f"{{model}} {model} to continue it, or another output for a new run")
+
+
+def _check_memory(extractor: torch.nn.Module, net: TransformerNet, painting: Image.Image, s: TrainSettings,
+                  style_size: int, device: torch.device) -> None:
+    """Refuse up front, in one line, a batch that would not fit: the style network and the loss network, each
+    forward and backward on ``batch_size`` crops of ``size`` px, and the painting's features at style_size."""
+    probe = torch.rand(1, 3, PROBE, PROBE, device=device)
+    loss_net = activation_elements(extractor, probe, 1, 1)  # elements per pixel
+    per_pixel = BYTES_PER_ACTIVATION * (loss_net + activation_elements(net.to(device).eval(), probe, 1, 1))
+
+    def need(side: int, crops: int, style_side: int) -> float:
+        scale = style_side / max(painting.size)
+        style_pixels = max(1, round(painting.width * scale)) * max(1, round(painting.height * scale))
+        return BASE_BYTES + FORWARD_BYTES_PER_ACTIVATION * loss_net * style_pixels + per_pixel * side * side * crops
+
+    def fix(have: float) -> tuple[str, str]:
+        crops = [b for b in range(1, s.batch_size) if need(s.size, b, style_size) <= have]
+        if crops:
+            return "batch_size", f"use {{batch_size}} {max(crops)} or less, or a smaller {{size}}"
+        sides = [side for side in range(64, s.size, 16) if need(side, 1, s.style_size or 2 * side) <= have]
+        if sides:
+            return "size", f"use {{size}} {max(sides)} or less with {{batch_size}} 1"
+        if s.style_size is not None:
+            return "style_size", "use a smaller {style_size}, or a lighter {model}"
+        return "size", "use a lighter {model}"
+
+    def what(setting: str) -> str:
+        if setting == "batch_size":
+            return f"of {s.batch_size} crops at {{size}} {s.size} with {s.model}"
+        if setting == "style_size":
+            return f"of {style_size} px with {s.model}"
+        return f"of {s.size} px with {{batch_size}} {s.batch_size} and {s.model}"
+
+    require(need(s.size, s.batch_size, style_size), device, "batch_size" if s.batch_size > 1 else "size", what, fix)
 
 
 def _as_tuples(value: Any) -> Any:

@@ -2,7 +2,9 @@
 // uploads images, starts jobs and follows them through server-sent events. No framework, no CDN.
 "use strict";
 const $ = (sel) => document.querySelector(sel);
-const state = { info: null, mode: "stylize", content: null, styles: [], model: null, job: null, source: null, live: null };
+const state = { info: null, mode: "stylize", content: null, styles: [], model: null, job: null, source: null,
+  live: null, submitting: false };
+const FINISHED = ["done", "cancelled", "failed"];
 
 async function api(path, options = {}) {
   const res = await fetch(path, options);
@@ -10,6 +12,11 @@ async function api(path, options = {}) {
   const body = type.includes("json") ? await res.json() : await res.text();
   if (!res.ok) throw new Error((body && body.error) || `the server answered ${res.status}`);
   return body;
+}
+
+// Every JSON POST says so: the server refuses state-changing requests that don't.
+function postJson(path, body) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 }
 
 function say(text, ok = false) { const m = $("#message"); m.textContent = text || ""; m.classList.toggle("ok", ok); }
@@ -101,15 +108,43 @@ function formValues() {
   return values;
 }
 
+// A stored setting as the form (and the command line) writes it: taps TAP or TAP:W, channels C,C,...,
+// other lists space-separated. null: nothing the form can show (the field keeps its default).
+function asText(f, value) {
+  if (value === null || value === undefined) return "";
+  if (f.kind === "taps" && typeof value === "object" && !Array.isArray(value)) {  // {tap: weight}, as PNGs store it
+    const items = Object.entries(value);
+    if (items.some(([, w]) => typeof w !== "number")) return null;
+    return items.map(([tap, w]) => (w === 1 ? tap : `${tap}:${w}`)).join(" ");
+  }
+  if (Array.isArray(value)) {
+    if (value.some((v) => v === null || typeof v === "object")) return null;
+    return value.map(String).join(f.kind === "channels" ? "," : " ");
+  }
+  if (typeof value === "object") return null;
+  return String(value);
+}
+
 function restore(mode, settings) {
   setMode(mode);
-  for (const [name, value] of Object.entries(settings || {})) {
-    const el = $(`#set-${name}`);
-    if (!el) continue;
-    if (el.type === "checkbox") el.checked = !!value;
-    else el.value = Array.isArray(value) ? value.join(" ") : value ?? "";
+  const fields = state.info.modes[mode === "live" ? "apply" : mode];
+  const skipped = [];
+  // The network first: explore's tap list follows it.
+  const entries = Object.entries(settings || {}).sort(([a], [b]) => (b === "model") - (a === "model"));
+  for (const [name, value] of entries) {
+    const el = $(`#set-${name}`), f = fields.find((x) => x.name === name);
+    if (!el || !f) continue;
+    if (el.type === "checkbox") { el.checked = value === true; continue; }
+    const text = asText(f, value);
+    const choices = el.tagName === "SELECT" ? [...el.options].map((o) => o.value) : null;
+    if (text === null || (choices && !choices.includes(text))) {
+      if (text !== "") skipped.push(name.replaceAll("_", " "));  // not a choice here: e.g. a model file of the server's
+      continue;
+    }
+    el.value = text;
+    if (choices) el.dispatchEvent(new Event("change"));
   }
-  say(`Settings restored (${mode}).`, true);
+  say(`Settings restored (${mode})` + (skipped.length ? `; left at the default: ${skipped.join(", ")}.` : "."), true);
 }
 
 // --- modes -------------------------------------------------------------------------------------------
@@ -121,8 +156,29 @@ function setMode(mode) {
   $("#content-drop").hidden = mode === "live";
   $("#content-title").textContent = mode === "explore" ? "Photo (optional: heat maps over it)" : "Photo";
   $("#start").textContent = mode === "live" ? "Start camera" : "Start";
+  $("#live-note").hidden = mode !== "live" || !state.info.live;  // e.g. that all pages' frames share one line
+  $("#live-note").textContent = state.info.live ? `Note: ${state.info.live}.` : "";
+  $("#placeholder").textContent = mode === "live"
+    ? "Press Start camera: each camera frame goes through the chosen style." : "Pick a photo and a style, then press Start.";
   if (mode !== "live") stopLive();
   buildForm();
+  updateStart();
+}
+
+// Start is off while this page submits a job, while its job runs, and while the camera runs:
+// a double-click queues one job, not two.
+function jobRunning() { return !!state.job && !FINISHED.includes(state.job.state); }
+function updateStart() {
+  const button = $("#start");
+  const busy = state.submitting || (state.mode === "live" ? !!state.live : jobRunning());
+  button.disabled = busy;
+  button.title = busy && state.mode !== "live" ? "A job is running: wait for it, or cancel it" : "";
+}
+
+// The result's buttons belong to one finished job: hidden (and Download pointing nowhere) otherwise.
+function clearResult() {
+  $("#result-actions").hidden = true; $("#cli").hidden = true;
+  $("#download").removeAttribute("href");
 }
 
 // --- images ------------------------------------------------------------------------------------------
@@ -166,7 +222,12 @@ async function restoreFromPng(file) {
   data.append("file", file);
   try {
     const p = await api("/api/params", { method: "POST", body: data });
-    const mode = p.command in state.info.modes ? p.command : "stylize";
+    const command = String(p.command || "").split(" ")[0];  // "dream --zoom" is dream's settings
+    const mode = command === "sheet" ? "stylize" : command;  // a sheet's cells share stylize's settings
+    if (!Object.hasOwn(state.info.modes, mode)) {
+      say(`That PNG was made by \`dreamstyle ${command || "?"}\`, which the studio has no mode for.`);
+      return;
+    }
     const names = new Set(state.info.modes[mode].map((f) => f.name));
     restore(mode, Object.fromEntries(Object.entries(p).filter(([k]) => names.has(k))));
   } catch (e) { say(e.message); }
@@ -212,10 +273,11 @@ function show(job) {
     img.src = `/api/jobs/${job.id}/preview?s=${job.preview_step}-${job.state}`;
     img.hidden = false; $("#placeholder").hidden = true;
   }
-  const finished = ["done", "cancelled", "failed"].includes(job.state);
+  const finished = FINISHED.includes(job.state);
   $("#cancel").disabled = finished;
-  $("#start").disabled = false;
-  if (finished && job.has_result) {
+  updateStart();
+  if (!finished || !job.has_result) clearResult();
+  else {
     $("#result-actions").hidden = false;
     $("#download").href = `/api/jobs/${job.id}/result`;
     $("#preview").src = `/api/jobs/${job.id}/result`;
@@ -223,18 +285,21 @@ function show(job) {
 }
 
 async function start() {
+  if ($("#start").disabled) return;
   say("");
   if (state.mode === "live") return startLive();
   const body = { mode: state.mode, content: state.content, styles: state.styles, settings: formValues() };
+  state.submitting = true; updateStart(); clearResult();
   try {
-    const job = await api("/api/jobs", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const job = await postJson("/api/jobs", body);
+    state.submitting = false;
     follow(job);
-  } catch (e) { say(e.message); }
+  } catch (e) { say(e.message); } finally { state.submitting = false; updateStart(); }
 }
 
 function follow(job) {
   state.job = job;
-  $("#result-actions").hidden = true; $("#cli").hidden = true;
+  clearResult();
   show(job);
   if (state.source) state.source.close();
   const source = new EventSource(`/api/jobs/${job.id}/events`);
@@ -242,19 +307,19 @@ function follow(job) {
   const finish = (j) => { state.job = j; show(j); source.close(); gallery(); };
   source.onmessage = (e) => {
     const j = JSON.parse(e.data);
-    if (["done", "cancelled", "failed"].includes(j.state)) finish(j); else { state.job = j; show(j); }
+    if (FINISHED.includes(j.state)) finish(j); else { state.job = j; show(j); }
   };
   // The stream ends when the job does; the last message may come with the close, so ask once more.
   source.onerror = () => {
     source.close();
-    api(`/api/jobs/${job.id}`).then((j) => (["done", "cancelled", "failed"].includes(j.state) ? finish(j) : follow(j)))
+    api(`/api/jobs/${job.id}`).then((j) => (FINISHED.includes(j.state) ? finish(j) : follow(j)))
       .catch((e) => say(e.message));
   };
 }
 
 async function cancel() {
   if (!state.job) return;
-  try { show(await api(`/api/jobs/${state.job.id}/cancel`, { method: "POST" })); } catch (e) { say(e.message); }
+  try { show(await postJson(`/api/jobs/${state.job.id}/cancel`, {})); } catch (e) { say(e.message); }
 }
 
 async function copyCli() {
@@ -280,45 +345,77 @@ async function gallery() {
 }
 
 // --- live --------------------------------------------------------------------------------------------
+// The camera's video must be playing before frames are taken: a paused <video> draws black, and the
+// server would stylize black frames into a flat grey box.
 async function startLive() {
+  state.live = { stream: null, frames: 0, since: 0, running: true };
+  updateStart();
+  const video = $("#camera");
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: false });
-    const video = $("#camera"); video.srcObject = stream;
-    state.live = { stream, frames: 0, since: performance.now(), running: true };
-    $("#placeholder").hidden = true; $("#preview").hidden = true; $("#live-out").hidden = false;
+    if (!state.live) { for (const t of stream.getTracks()) t.stop(); return; }  // stopped meanwhile
+    state.live.stream = stream;
+    video.srcObject = stream;
+    await video.play();
+    await cameraPicture(video);
+    $("#stage").classList.add("live");
+    $("#placeholder").hidden = true; $("#preview").hidden = true; video.hidden = false;
     $("#cancel").disabled = false;
+    state.live.since = performance.now();
     liveLoop();
-  } catch (e) { say(`The camera could not start: ${e.message}`); }
+  } catch (e) {
+    stopLive();
+    say(`The camera could not start: ${e.message}`);
+  }
+}
+
+// Resolves once the video has a real picture (its size known and a frame decoded).
+async function cameraPicture(video, seconds = 10) {
+  const until = performance.now() + seconds * 1000;
+  while (!(video.videoWidth > 0 && video.readyState >= 2)) {
+    if (performance.now() > until) throw new Error("it gave no picture");
+    if (!state.live) throw new Error("stopped");
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function liveLoop() {
   const video = $("#camera"), canvas = document.createElement("canvas");
   const model = $("#set-model").value;
   while (state.live && state.live.running) {
-    if (!video.videoWidth) { await new Promise((r) => setTimeout(r, 50)); continue; }
+    if (video.paused) await video.play().catch(() => {});
+    if (!(video.videoWidth > 0 && video.readyState >= 2)) { await new Promise((r) => setTimeout(r, 50)); continue; }
     const scale = 320 / Math.max(video.videoWidth, video.videoHeight);
     canvas.width = Math.round(video.videoWidth * scale); canvas.height = Math.round(video.videoHeight * scale);
     canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
     const blob = await new Promise((r) => canvas.toBlob(r, "image/jpeg", 0.85));
     try {
-      const res = await fetch(`/api/live?model=${encodeURIComponent(model)}&size=320`, { method: "POST", body: blob });
-      if (!res.ok) { say((await res.json()).error); break; }
+      const res = await fetch(`/api/live?model=${encodeURIComponent(model)}&size=320`,
+        { method: "POST", headers: { "Content-Type": "image/jpeg" }, body: blob });
+      if (!res.ok) { say((await res.json()).error); stopLive(); break; }
       const url = URL.createObjectURL(await res.blob());
-      const out = $("#live-out"); const old = out.src; out.src = url; if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+      if (!state.live) { URL.revokeObjectURL(url); break; }
+      const out = $("#live-out"); const old = out.src; out.src = url; out.hidden = false;
+      if (old.startsWith("blob:")) URL.revokeObjectURL(old);
       state.live.frames += 1;
       const secs = (performance.now() - state.live.since) / 1000;
       $("#status").textContent = `live: ${(state.live.frames / secs).toFixed(1)} frames/s`;
       document.body.dataset.liveFrames = String(state.live.frames);
-    } catch (e) { say(e.message); break; }
+    } catch (e) { say(e.message); stopLive(); break; }
   }
 }
 
 function stopLive() {
   if (!state.live) return;
   state.live.running = false;
-  for (const t of state.live.stream.getTracks()) t.stop();
+  if (state.live.stream) for (const t of state.live.stream.getTracks()) t.stop();
   state.live = null;
+  const video = $("#camera"); video.pause(); video.srcObject = null; video.hidden = true;
+  $("#stage").classList.remove("live");
   $("#live-out").hidden = true;
+  if ($("#preview").hidden) $("#placeholder").hidden = false;
+  $("#cancel").disabled = !jobRunning();
+  updateStart();
 }
 
 // --- start up ----------------------------------------------------------------------------------------
@@ -334,7 +431,7 @@ async function main() {
   document.addEventListener("dragover", (e) => e.preventDefault());
   document.addEventListener("drop", (e) => { e.preventDefault(); takeFiles(e.dataTransfer.files, "page"); });
   $("#start").onclick = start;
-  $("#cancel").onclick = () => (state.live ? (stopLive(), ($("#cancel").disabled = true)) : cancel());
+  $("#cancel").onclick = () => (state.live ? stopLive() : cancel());
   $("#copy-cli").onclick = copyCli;
   setMode("stylize");
   document.body.dataset.ready = "1";
