@@ -94,6 +94,9 @@ class Judge:
         from dreamstyle.objectives import ContentLoss, StyleLoss
 
         p, c, x = self.features(painting), self.features(photo), self.features(image)
+        # an output made at another size can round its aspect differently by a pixel: compare on the photo's grid
+        x = {t: f if f.shape == c[t].shape else torch.nn.functional.interpolate(f, size=c[t].shape[-2:], mode="area")
+             for t, f in x.items()}
         style = StyleLoss(dict.fromkeys(self.style_taps, 1.0), [p])
         content = ContentLoss(dict.fromkeys(self.content_taps, 1.0), c)
         with torch.no_grad():

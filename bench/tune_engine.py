@@ -1,0 +1,136 @@
+"""Tuning runs for the optimization engine (issue 18): variants of stylize on photo/painting pairs, side by side.
+
+Each variant is stylize's settings plus engine switches that are not settings yet (how the content is
+held, how the run starts); it runs in this process through the API, one pair at a time, and every pair
+gets a sheet: photo | painting | one cell per variant, labelled with the layout measure and the judge's
+style distance. Tune on the tuning set only (../shared/images/SETS.md).
+
+    OMP_NUM_THREADS=2 python bench/tune_engine.py --variants base,layout --pairs tuning --size 384
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness import REPO, log
+from layout import layout_similarity
+
+SHARED = REPO.parent / "shared" / "images"
+TUNING_PHOTOS = ["tubingen", "golden_gate", "brad_pitt", "hoover_tower_night", "lion", "sailboat", "flowers",
+                 "figures"]
+TUNING_PAINTINGS = ["starry_night", "the_scream", "great_wave", "shipwreck", "composition_vii", "night_cafe",
+                    "water_lilies", "mondrian"]
+CHECK_PHOTOS = ["winter_wolf", "cornell", "new_york", "kinkakuji", "blonde_girl"]
+CHECK_PAINTINGS = ["van_gogh_self_portrait", "tahitian_women", "red_canna", "contrast_of_forms", "sakai_hoitsu",
+                   "red_chalk_figure"]
+
+# Variants: stylize settings ("settings") and engine switches ("engine"). Added to as tuning goes.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "base": {"settings": {}},
+    "squeeze": {"settings": {"model": "squeezenet1_0"}},
+    "palette": {"settings": {}, "engine": {"init": "palette"}},
+    "layout": {"settings": {"content_layers": ["blocks.3", "blocks.5", "blocks.8"]}, "engine": {"content": "layout"}},
+    "falloff": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:0.5", "blocks.5:0.25", "blocks.8:0.1"]},
+                "engine": {"init": "palette"}},
+    "falloff_layout": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:0.5", "blocks.5:0.25",
+                                                     "blocks.8:0.1"],
+                                    "content_layers": ["blocks.3", "blocks.5", "blocks.8"]},
+                       "engine": {"init": "palette", "content": "layout"}},
+    "falloff_layout4": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:0.5", "blocks.5:0.25",
+                                                      "blocks.8:0.1"],
+                                     "content_layers": ["blocks.3", "blocks.5", "blocks.8"], "content_weight": 4},
+                        "engine": {"init": "palette", "content": "layout"}},
+    "strotss": {"settings": {"content_layers": ["blocks.3", "blocks.5", "blocks.8"]},
+                "engine": {"content": "layout", "init": "palette"}},
+}
+
+
+def pairs(kind: str, limit: int) -> list[tuple[str, str]]:
+    """Tuning pairs: each photo with two paintings in turn (a diagonal), so every painting shows twice."""
+    if kind == "check":
+        return [(ph, pa) for ph in CHECK_PHOTOS for pa in CHECK_PAINTINGS]
+    out = [(ph, TUNING_PAINTINGS[(i + k) % 8]) for k in (0, 3) for i, ph in enumerate(TUNING_PHOTOS)]
+    return out[:limit] if limit else out
+
+
+@contextlib.contextmanager
+def engine(switches: dict[str, Any]) -> Iterator[None]:
+    """Apply the engine switches for one variant (patching tasks.stylize), and undo them after."""
+    from dreamstyle.tasks import stylize as st
+
+    saved = {name: getattr(st, name) for name in ("ContentLoss", "_initial_image")}
+    try:
+        if switches.get("content") == "layout":
+            from dreamstyle.objectives.layout import SelfSimilarityLoss
+
+            st.ContentLoss = SelfSimilarityLoss  # type: ignore[misc,assignment]
+        if switches.get("init") == "palette":
+            from dreamstyle.palette import match_palette
+
+            real = saved["_initial_image"]
+
+            def start(init: str, init_image: Any, content: Any, style: Any) -> Any:
+                return match_palette(real(init, init_image, content, style), style)
+
+            st._initial_image = start  # type: ignore[assignment]
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(st, name, value)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variants", default="base", help="comma-separated names from VARIANTS")
+    ap.add_argument("--variant-json", default="", help="extra variants as JSON {name: {settings, engine}}")
+    ap.add_argument("--pairs", choices=["tuning", "check"], default="tuning")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--keep", default=str(REPO / "bench" / "out" / "tune"))
+    args = ap.parse_args()
+    import dreamstyle
+    from compare_lite import Judge, sheet
+
+    variants = dict(VARIANTS)
+    if args.variant_json:
+        variants.update(json.loads(args.variant_json))
+    names = args.variants.split(",")
+    keep = Path(args.keep)
+    keep.mkdir(parents=True, exist_ok=True)
+    judge = Judge("squeezenet1_0")
+    rows = []
+    for photo_name, painting_name in pairs(args.pairs, args.limit):
+        photo, painting = SHARED / f"content_{photo_name}.jpg", SHARED / f"style_{painting_name}.jpg"
+        cells = [(photo, photo_name), (painting, painting_name)]
+        for name in names:
+            v = variants[name]
+            out = keep / f"{photo_name}__{painting_name}.{name}.png"
+            started = time.perf_counter()
+            with engine(v.get("engine", {})):
+                dreamstyle.stylize(photo, painting, output=out, size=args.size, progress=False, **v["settings"])
+            seconds = time.perf_counter() - started
+            lay = layout_similarity(photo, out)
+            style = judge.scores(out, photo, painting)["style"]
+            rows.append({"photo": photo_name, "painting": painting_name, "variant": name, "layout": round(lay, 3),
+                         "style": style, "seconds": round(seconds, 1)})
+            cells.append((out, f"{name}: layout {lay:.2f} style {style:.2f}"))
+            log(f"{photo_name:<20} {painting_name:<24} {name:<12} layout {lay:.3f} style {style:.3f} {seconds:.1f} s")
+        sheet(cells, keep / f"{photo_name}__{painting_name}.sheet.png")
+    for name in names:
+        mine = [r for r in rows if r["variant"] == name]
+        log(f"{name:<12} mean layout {sum(r['layout'] for r in mine) / len(mine):.3f}  min layout "
+            f"{min(r['layout'] for r in mine):.3f}  mean style {sum(r['style'] for r in mine) / len(mine):.3f}")
+    harness.write_results(keep / "results.json", {"rows": rows, "size": args.size})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
