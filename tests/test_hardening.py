@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import resource
 import shutil
 import signal
@@ -176,6 +177,20 @@ def test_a_link_to_a_device_is_called_a_device_and_a_folder_a_folder(cli, files,
             line
 
 
+@pytest.mark.parametrize("digits, shown", [(300, "got 1e+300"), (400, "got a huge number")])
+def test_a_number_hundreds_of_digits_long_is_shown_short(files, tmp_path, capsys, digits, shown):
+    """The range check printed every digit back: one line, but hundreds of characters long."""
+    with pytest.raises(SystemExit) as info:  # argparse refuses it while parsing
+        dreamstyle_cli.main(["stylize", str(files.content), str(files.style), "-o", str(tmp_path / "o.png"),
+                             "--size", "1" + "0" * digits, "--quiet"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and len(err) < 200, err
+    assert f"--size: must be <= 16384, {shown}" in err, err
+    with pytest.raises(SettingError, match=f"^{re.escape(f'size must be <= 16384, {shown}')}$"):
+        dreamstyle.stylize(files.content, files.style, size=10**digits, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_layers_refuses_an_empty_name_as_model_does(cli):
     proc = cli.run("layers", "")
     assert proc.returncode == 2 and "empty" in one_line(proc) and proc.stdout == ""
@@ -295,12 +310,14 @@ def test_a_raw_pickle_is_refused_in_one_complete_line(cli, files, tmp_path):
                   "--max-steps", "1", "--size", "64"],
                  ["train", files.painting, "--data", files.photos, "-o", checkpoint, "--resume", "--max-steps", "1",
                   "--size", "64"],
-                 ["export", raw, "--onnx", tmp_path / "o.onnx"]):
+                 ["export", raw, "--onnx", tmp_path / "o.onnx"],
+                 ["video", _gif(tmp_path / "clip.gif"), "--model", raw, "-o", tmp_path / "v.gif"]):
         proc = cli.run(*args, "--quiet")
         line = one_line(proc)
         assert proc.returncode == 2 and "pickle" in line and "protocol" not in line, line
         assert line.endswith("or a bundled style name"), line  # whole, not cut
     assert checkpoint.read_bytes() == raw.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt", "clip.gif"]  # no output, no work folder
 
 
 @needs_bundled

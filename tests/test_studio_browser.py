@@ -3,8 +3,8 @@
 Skipped where Chromium or Playwright is missing (`.ci/run` installs both). It uploads a photo, picks
 an example painting, runs a short job and watches the preview update, downloads the result, runs
 the webcam mode on Chromium's fake camera, restores every mode's PNG and runs it again, checks the
-result buttons and the Start button's double-click, and saves screenshots of the page (desktop and
-phone) to ``docs/`` when DREAMSTYLE_SCREENSHOTS is set.
+result buttons, a failed job's message and the Start button's double-click, and saves screenshots of
+the page (desktop and phone) to ``docs/`` when DREAMSTYLE_SCREENSHOTS is set.
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def test_live_mode_stylizes_the_fake_camera(server, browser):
         pytest.skip("no bundled styles")
     page = ready(browser, server)
     page.get_by_role("tab", name="Live").click()
+    expect(page.locator("#live-note")).to_contain_text("one at a time, in one line")  # every page's frames wait
     page.click("#start")
     page.wait_for_function("Number(document.body.dataset.liveFrames || 0) >= 5", timeout=60_000)
     expect(page.locator("#live-out")).to_be_visible()
@@ -274,6 +275,24 @@ def test_result_buttons_show_only_for_a_finished_result(server, browser):
     expect(page.locator("#status")).to_contain_text("cancelled", timeout=60_000)
     expect(page.locator("#download")).to_be_visible()  # the best picture so far is kept
     assert page.get_attribute("#download", "href") not in (None, first)
+    expect(page.locator("#start")).to_be_enabled()
+    assert not page.errors, page.errors
+
+
+def test_a_failed_job_says_why_in_the_page(server, browser):
+    """A job that fails in the server shows its one-line reason, not only "failed", and the page can go on."""
+    page = ready(browser, server)
+    page.get_by_role("button", name="example chelsea").first.click()
+    page.get_by_role("button", name="example great_wave").last.click()
+    page.fill("#set-size", "64")
+    page.fill("#set-iterations", "2")
+    if not page.locator("#set-style_blend").is_visible():
+        page.click("#settings summary")  # under "Advanced options"
+    page.fill("#set-style_blend", "1 2")  # two blend weights for one painting: checked when the styles load
+    page.click("#start")
+    expect(page.locator("#status")).to_have_text("failed", timeout=120_000)
+    expect(page.locator("#message")).to_contain_text("style_blend has 2 values for 1 style")
+    expect(page.locator("#download")).to_be_hidden()
     expect(page.locator("#start")).to_be_enabled()
     assert not page.errors, page.errors
 

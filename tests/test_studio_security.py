@@ -230,6 +230,16 @@ def test_a_real_server_answers_only_to_its_own_address(tmp_path):
         for host in (f"attacker.example:{port}", f"127.0.0.1:{port + 1}", f"[::1]:{port}", "127.0.0.1"):
             answer = raw_get(port, "/api/jobs", host)
             assert answer.startswith(b"HTTP/1.1 400") and b"does not answer to the address" in answer, host
+        # A 300-character upload id was a 500 that also dropped the keep-alive connection: one connection
+        # now carries the refusal and the next request.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            peers = []
+            for path, status in (("/api/uploads/" + "a" * 300, 404), ("/api/jobs", 200)):
+                with http.stream("GET", path) as r:
+                    peers.append(r.extensions["network_stream"].get_extra_info("client_addr"))
+                    r.read()
+                assert r.status_code == status, (path, r.text)
+            assert peers[0] is not None and peers[0] == peers[1], peers  # the same connection, kept alive
 
 
 # --- 3. a body too big is refused while it arrives ----------------------------------------------------
@@ -300,8 +310,9 @@ def test_a_100_mb_body_is_refused_without_being_held_or_spooled(tmp_path):
 
 
 def test_bad_uploads_name_the_limit_and_frames_get_the_upload_checks(client):
-    r = client.post("/api/uploads", files={"file": ("big.png", b"\x89PNG" + bytes(400_000), "image/png")})
-    assert one_line_error(r, 413).startswith("the upload is 0.4 MB; the limit is 0.2 MB")
+    for route in ("/api/uploads", "/api/params"):  # a dropped PNG has the upload's limit too
+        r = client.post(route, files={"file": ("big.png", b"\x89PNG" + bytes(400_000), "image/png")})
+        assert one_line_error(r, 413).startswith("the upload is 0.4 MB; the limit is 0.2 MB"), route
     for data, status, words in [(png_claiming(20000, 20000), 413, "megapixels"),  # a bomb: 400 megapixels
                                 (png_claiming(400, 400), 413, "megapixels"),  # over this studio's 90,000 pixels
                                 (b"not an image", 400, "is not an image")]:
@@ -329,8 +340,12 @@ def test_fifty_open_event_streams_leave_the_page_and_the_api_answering(tmp_path)
                 while b"data: " not in data:
                     data += s.recv(65536)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=2.0) as http:
+                began = time.monotonic()
                 assert http.get("/").status_code == 200
+                page = time.monotonic() - began
                 assert [j["id"] for j in http.get("/api/jobs").json()] == [job.id]
+                both = time.monotonic() - began
+                assert page < 1.0 and both - page < 1.0, (page, both - page)  # each within a second
         finally:
             release.set()
             for s in streams:
@@ -348,6 +363,7 @@ BAD_JOBS = [
     ('{"mode": "stylize", "settings": {"size": {"x": 1}}}', "size must be a whole number, got an object"),
     ('{"mode": "stylize", "settings": {"size": 1e400}}', "size must be a whole number, got Infinity"),
     ('{"mode": "stylize", "settings": {"size": 64.7}}', "size must be a whole number, got 64.7"),
+    ('{"mode": "stylize", "settings": {"size": 1' + "0" * 400 + '}}', "size must be <= 16384, got a huge number"),
     ('{"mode": "stylize", "settings": {"size": true}}', "size must be a whole number, got true"),
     ('{"mode": "stylize", "settings": {"pyramid": "maybe"}}', "pyramid must be on or off"),
     ('{"mode": "stylize", "settings": {"style_weight": [1]}}', "style_weight must be a number, got a list"),
@@ -434,7 +450,7 @@ def test_unknown_urls_and_bad_query_values_answer_in_the_studios_shape(client):
 
 # --- `dreamstyle serve` with bad options -----------------------------------------------------------
 
-def test_serve_refuses_bad_ports_in_one_line_and_leaves_no_folder(tmp_path, monkeypatch):
+def test_serve_refuses_bad_ports_in_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
@@ -450,6 +466,13 @@ def test_serve_refuses_bad_ports_in_one_line_and_leaves_no_folder(tmp_path, monk
             serve("127.0.0.1", port)
     with pytest.raises(UserError, match=r"^cannot serve on 'no-such-host\.invalid'"):
         serve("no-such-host.invalid", 8000)
+    from dreamstyle.frontends import cli
+
+    for port in ("-1", "70000"):  # and as the command line says it: one line, exit 2
+        assert cli.main(["serve", "--port", port]) == 2
+        err = capsys.readouterr().err
+        assert err == f"dreamstyle: error: --port must be a number from 0 to 65535, got {port}; 8000 is the usual " \
+                      "one\n", err
     assert list(tmp_path.iterdir()) == []
 
 

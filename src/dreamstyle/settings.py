@@ -360,11 +360,22 @@ def _check_range(name: str, o: Opt, value: float) -> None:
         return str(int(bound)) if o.kind == "int" else f"{bound:g}"
 
     if o.minimum is not None and value < o.minimum:
-        raise SettingError(name, f"must be >= {show(o.minimum)}, got {value!r}")
+        raise SettingError(name, f"must be >= {show(o.minimum)}, got {_short(value)}")
     if o.above is not None and value <= o.above:
-        raise SettingError(name, f"must be > {show(o.above)}, got {value!r}")
+        raise SettingError(name, f"must be > {show(o.above)}, got {_short(value)}")
     if o.maximum is not None and value > o.maximum:
-        raise SettingError(name, f"must be <= {show(o.maximum)}, got {value!r}")
+        raise SettingError(name, f"must be <= {show(o.maximum)}, got {_short(value)}")
+
+
+def _short(value: float) -> str:
+    """A number for a one-line message: a whole number of 31 digits or more (a hostile `--size`, or a JSON
+    integer from the studio) is shown as 1e+300, or "a huge number" past a float's range."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        try:
+            return f"{float(value):.3g}"
+        except OverflowError:
+            return "a huge number"
+    return repr(value)
 
 
 def parse_taps(spec: Any, name: str = "style_layers") -> dict[str, float] | None:
