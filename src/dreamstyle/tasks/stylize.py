@@ -24,7 +24,7 @@ from PIL import Image
 
 from .. import __version__
 from ..backbones import EDGE_PAD, RANDOM, Backbone, FeatureExtractor, get_backbone, get_spec, min_side
-from ..color import combine_luminance, luminance_rgb, match_color, match_luminance
+from ..color import combine_luminance, luminance_rgb, match_color, match_luminance, match_palette
 from ..errors import SettingError, UserError
 from ..events import Child, Event, Preview, Run, guarded
 from ..images import (
@@ -203,7 +203,7 @@ def run(p: Prepared, events: Run) -> Image.Image:
                 terms.append((DreamLoss(dream_targets, reference=content_feats), DREAM_SCALE))
             objective = Objective([*terms, *p.extra_terms])
             if state["current"] is None:
-                start = _initial_image(s.init, p.init_image, seen_content, style_ts[0])
+                start = _initial_image(s.init, p.init_image, seen_content, style_ts, p.blend)
                 if s.preserve_color == "luminance":
                     start = luminance_rgb(start)
             else:
@@ -367,9 +367,13 @@ def _mask_tensor(mask: Image.Image, w: int, h: int, device: torch.device, pad: i
 
 
 def _initial_image(init: str, init_image: Image.Image | None, content: torch.Tensor,
-                   style: torch.Tensor) -> torch.Tensor:
-    """The starting image at the content's size: the content, noise, the (first) style, or a file."""
+                   styles: list[torch.Tensor], blend: list[float]) -> torch.Tensor:
+    """The starting image at the content's size: the content recoloured to the paintings' blended palette,
+    the content, noise, the (first) style, or a file."""
     h, w = content.shape[-2:]
+    style = styles[0]
+    if init == "palette":
+        return match_palette(content, styles, blend)
     if init == "content":
         return content.clone()
     if init == "noise":

@@ -1,0 +1,83 @@
+"""Issue 18's engine parts: the palette start and the self-similarity content loss, by their defining properties."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dreamstyle.color import match_palette, oklab_to_rgb, rgb_to_oklab
+from dreamstyle.objectives.layout import SelfSimilarityLoss
+
+
+def _stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    lab = rgb_to_oklab(image.reshape(3, -1))
+    mean = lab.mean(1)
+    centered = lab - mean[:, None]
+    return mean, centered @ centered.T / lab.shape[1]
+
+
+def _smooth_image(seed: int, h: int = 48, w: int = 64, low: float = 0.2, high: float = 0.8) -> torch.Tensor:
+    """A photo-like image: smooth colour fields well inside [0, 1], so nothing clips."""
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, 3, 6, 8, generator=g) * (high - low) + low
+    return torch.nn.functional.interpolate(small, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_oklab_round_trips() -> None:
+    image = torch.rand(3, 500, dtype=torch.float64)
+    assert torch.allclose(oklab_to_rgb(rgb_to_oklab(image)), image, atol=1e-6)
+
+
+def test_the_palette_start_takes_the_paintings_mean_and_covariance() -> None:
+    photo, painting = _smooth_image(0), _smooth_image(1) * torch.tensor([0.5, 0.3, 0.2])[:, None, None]
+    out = match_palette(photo, painting)
+    assert out.shape == photo.shape
+    (m_out, c_out), (m_ref, c_ref), (m_in, _) = _stats(out), _stats(painting), _stats(photo)
+    assert torch.allclose(m_out, m_ref, atol=0.01)
+    assert torch.allclose(c_out, c_ref, atol=3e-4)
+    assert not torch.allclose(m_in, m_ref, atol=0.05)  # the photo's own palette was far from it
+
+
+def test_a_near_grey_painting_gives_a_near_grey_start_that_keeps_the_layout() -> None:
+    photo = _smooth_image(2)
+    grey = _smooth_image(3).mean(dim=1, keepdim=True).expand(1, 3, -1, -1).contiguous()
+    out = match_palette(photo, grey)
+    assert torch.isfinite(out).all()
+    chroma = rgb_to_oklab(out.reshape(3, -1))[1:]
+    assert float(chroma.abs().max()) < 0.01  # no colour where the painting has none
+    # lightness still follows the photo's: the layout is kept
+    light_in, light_out = rgb_to_oklab(photo.reshape(3, -1))[0], rgb_to_oklab(out.reshape(3, -1))[0]
+    assert float(torch.corrcoef(torch.stack([light_in, light_out]))[0, 1]) > 0.8
+
+
+def test_blended_paintings_give_a_palette_between_them() -> None:
+    photo = _smooth_image(4)
+    red, blue = _smooth_image(5) * torch.tensor([1.0, 0.2, 0.2])[:, None, None], \
+        _smooth_image(6) * torch.tensor([0.2, 0.2, 1.0])[:, None, None]
+    mostly_red = _stats(match_palette(photo, [red, blue], [3, 1]))[0]
+    mostly_blue = _stats(match_palette(photo, [red, blue], [1, 3]))[0]
+    # OkLab's a axis runs green to red: the red-heavy blend is redder, the blue-heavy one bluer (b lower)
+    assert mostly_red[1] > mostly_blue[1] and mostly_red[2] > mostly_blue[2]
+
+
+def _features(seed: int) -> dict[str, torch.Tensor]:
+    return {"t": torch.randn(1, 16, 12, 10, generator=torch.Generator().manual_seed(seed))}
+
+
+def test_self_similarity_is_zero_for_the_same_features_and_blind_to_a_global_shift_and_scale() -> None:
+    feats = _features(0)
+    loss = SelfSimilarityLoss({"t": 1.0}, feats)
+    assert float(loss(feats, torch.zeros(1))) == pytest.approx(0.0, abs=1e-6)
+    # a global change that keeps the relations (the same vector added everywhere, every feature scaled)
+    shifted = {"t": feats["t"] * 3.0 + torch.randn(1, 16, 1, 1)}
+    assert float(loss(shifted, torch.zeros(1))) == pytest.approx(0.0, abs=1e-5)
+    # other structure costs
+    assert float(loss(_features(1), torch.zeros(1))) > 0.1
+
+
+def test_self_similarity_targets_re_bind() -> None:
+    a, b = _features(0), _features(1)
+    loss = SelfSimilarityLoss({"t": 1.0}, a)
+    loss.bind(b)
+    assert float(loss(b, torch.zeros(1))) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss(a, torch.zeros(1))) > 0.1
