@@ -41,26 +41,35 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "squeeze": {"settings": {"model": "squeezenet1_0"}},
     # run 1: the landed default (content start, five style taps down to blocks.8), SqueezeNet's, and the
     # self-similarity content loss with a style-tap falloff
-    "old": {"settings": {"init": "content", "style_layers": OLD_TAPS}},
+    "old": {"settings": {"init": "content", "style_layers": OLD_TAPS, "content_weight": 1,
+                         "content_layers": ["blocks.8"]}},
     "old_squeeze": {"settings": {"model": "squeezenet1_0", "init": "content"}},
     "falloff_layout": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:0.5", "blocks.5:0.25",
                                                      "blocks.8:0.1"],
-                                    "content_layers": ["blocks.3", "blocks.5", "blocks.8"]},
+                                    "content_layers": ["blocks.3", "blocks.5", "blocks.8"], "content_weight": 1},
                        "engine": {"content": "layout"}},
     "squeeze_layout": {"settings": {"model": "squeezenet1_0", "content_layers": ["fire3", "fire5"]},
                        "engine": {"content": "layout"}},
     # run 2: the palette start with the old taps, and more content (taps, weights)
-    "c38": {"settings": {"style_layers": OLD_TAPS, "content_layers": ["blocks.3", "blocks.8"]}},
+    "c38": {"settings": {"style_layers": OLD_TAPS, "content_layers": ["blocks.3", "blocks.8"], "content_weight": 1}},
     "c38w3": {"settings": {"style_layers": OLD_TAPS, "content_layers": ["blocks.3", "blocks.8"],
                            "content_weight": 3}},
     "c5w3": {"settings": {"style_layers": OLD_TAPS, "content_layers": ["blocks.5"], "content_weight": 3}},
     "c38w3f": {"settings": {"content_layers": ["blocks.3", "blocks.8"], "content_weight": 3,
                             "style_layers": ["stem:1", "blocks.1:1", "blocks.3:1", "blocks.5:0.5", "blocks.8:0.25"]}},
     # run 3: the deep style taps dropped or nearly so
-    "sh": {"settings": {"style_layers": ["stem", "blocks.1", "blocks.3"]}},
-    "fall": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:1", "blocks.5:0.1", "blocks.8:0.02"]}},
-    "sh5": {"settings": {"style_layers": ["stem", "blocks.1", "blocks.3", "blocks.5:0.2"],
+    "sh": {"settings": {"style_layers": ["stem", "blocks.1", "blocks.3"], "content_weight": 1,
+                        "content_layers": ["blocks.8"]}},
+    "fall": {"settings": {"style_layers": ["stem:1", "blocks.1:1", "blocks.3:1", "blocks.5:0.1", "blocks.8:0.02"],
+                          "content_weight": 1, "content_layers": ["blocks.8"]}},
+    "sh5": {"settings": {"style_layers": ["stem", "blocks.1", "blocks.3", "blocks.5:0.2"], "content_weight": 1,
                          "content_layers": ["blocks.3:0.5", "blocks.8"]}},
+    # runs 5-8, on portraits and night photos with light paintings (--only): the run-3 choice (sh), and
+    # more content. (A palette start keeping half the photo's lightness spread changed nothing: run 6.)
+    "c3": {"settings": {"content_weight": 1, "content_layers": ["blocks.3", "blocks.8"]}},
+    "c1": {"settings": {"content_weight": 1, "content_layers": ["blocks.1:0.5", "blocks.8"]}},
+    "cw10": {"settings": {"content_weight": 10, "content_layers": ["blocks.8"]}},
+    "cw10c3": {"settings": {"content_weight": 10, "content_layers": ["blocks.3", "blocks.8"]}},  # the default
 }
 
 
@@ -95,6 +104,7 @@ def main() -> int:
     ap.add_argument("--variant-json", default="", help="extra variants as JSON {name: {settings, engine}}")
     ap.add_argument("--pairs", choices=["tuning", "check"], default="tuning")
     ap.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    ap.add_argument("--only", default="", help="these tuning pairs instead, e.g. brad_pitt:mondrian,lion:shipwreck")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--keep", default=str(REPO / "bench" / "out" / "tune"))
     args = ap.parse_args()
@@ -115,7 +125,10 @@ def main() -> int:
         out["style"] = out["style_efficientnet_lite0" if model == "squeezenet1_0" else "style_squeezenet1_0"]
         return out
     rows = []
-    for photo_name, painting_name in pairs(args.pairs, args.limit):
+    chosen = [tuple(p.split(":")) for p in args.only.split(",")] if args.only else pairs(args.pairs, args.limit)
+    for photo_name, painting_name in chosen:
+        if args.only and (photo_name not in TUNING_PHOTOS or painting_name not in TUNING_PAINTINGS):
+            sys.exit(f"tune_engine: {photo_name}:{painting_name} is not a tuning pair")
         photo, painting = SHARED / f"content_{photo_name}.jpg", SHARED / f"style_{painting_name}.jpg"
         cells = [(photo, photo_name), (painting, painting_name)]
         for name in names:

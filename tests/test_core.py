@@ -90,7 +90,7 @@ def test_outputs_embed_every_setting_and_the_version(image_files, tmp_path):
     params = read_params(out)
     assert params["dreamstyle"] == dreamstyle.__version__
     assert {f.name for f, _ in S.options(S.StylizeSettings)} <= set(params)
-    assert params["content_weight"] == 1.0 and params["iterations"] == 6  # defaults are resolved
+    assert params["content_weight"] == 10.0 and params["iterations"] == 6  # defaults are resolved (Lite0's)
 
 
 def test_api_errors_name_the_setting_and_the_cli_names_its_flag(image_files, tmp_path, capsys):

@@ -425,3 +425,25 @@ def test_border_rows_are_styled_like_the_inside():
     assert all(0.8 < r < 1.25 for r in _edge_ratios(styled)), _edge_ratios(styled)
     bare = dreamstyle.stylize(flat, EXAMPLES / "starry_night.jpg", edge_pad=False, **options)
     assert min(_edge_ratios(bare)) < 0.8, _edge_ratios(bare)  # fails the bound the margin's output meets
+
+
+# --- presets ----------------------------------------------------------------------------------------
+
+def test_a_preset_gives_starting_values_that_explicit_options_override(image_files):
+    from dreamstyle.settings import PRESETS, StylizeSettings, make
+
+    preview = make(StylizeSettings, {"preset": "preview"})
+    assert (preview.size, preview.iterations, preview.pyramid) == (256, 30, False)
+    mine = make(StylizeSettings, {"preset": "preview", "size": 96, "pyramid": True})
+    assert (mine.size, mine.iterations, mine.pyramid) == (96, 30, True)
+    assert make(StylizeSettings, {}).size == 512 and PRESETS["default"] == {}
+    assert make(StylizeSettings, {"preset": "print"}).size == 2048
+    out = run(image_files.content, image_files.style, preset="preview", size=48, iterations=None)
+    params = out.info["dreamstyle"]
+    assert params["preset"] == "preview" and params["iterations"] == 30 and max(out.size) == 48
+
+
+def test_an_unknown_preset_is_one_line(cli, image_files, tmp_path):
+    result = cli.run("stylize", image_files.content, image_files.style, "-o", tmp_path / "o.png", "--preset", "huge")
+    line = cli.one_line_error(result)
+    assert result.returncode == 2 and "--preset" in line and "preview" in line

@@ -120,9 +120,9 @@ def match_palette(image: torch.Tensor, paintings: torch.Tensor | list[torch.Tens
     src = rgb_to_oklab(image.detach().reshape(3, -1).cpu())
     labs = [rgb_to_oklab(r.detach().reshape(3, -1).cpu()) for r in refs]
     total = sum(weights)
-    mr = sum(w / total * lab.mean(1, keepdim=True) for w, lab in zip(weights, labs))
+    mr = torch.stack([w / total * lab.mean(1, keepdim=True) for w, lab in zip(weights, labs)]).sum(0)
     # the mixture's covariance: each painting's second moment about the blended mean
-    cr = sum(w / total * (lab - mr) @ (lab - mr).T / lab.shape[1] for w, lab in zip(weights, labs))
+    cr = torch.stack([w / total * (lab - mr) @ (lab - mr).T / lab.shape[1] for w, lab in zip(weights, labs)]).sum(0)
     ms = src.mean(1, keepdim=True)
     cs = (src - ms) @ (src - ms).T / src.shape[1]
     eye = _PALETTE_EPS * torch.eye(3, dtype=src.dtype)

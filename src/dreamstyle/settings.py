@@ -81,8 +81,19 @@ class NetworkSettings:
                     maximum=SEED_MAX)
 
 
+# Stylize's presets: starting values that any option given explicitly overrides (settings.make applies them).
+PRESETS: dict[str, dict[str, Any]] = {
+    "preview": {"size": 256, "iterations": 30, "pyramid": False},  # for choosing a painting: about 3 s
+    "default": {},
+    "print": {"size": 2048, "iterations": 400},  # for a print: minutes, through the pyramid
+}
+
+
 @dataclass
 class StylizeSettings(NetworkSettings):
+    preset: str = opt("default", "starting values: preview (256 px, 30 steps, for choosing a painting), default, "
+                      "or print (2048 px, 400 steps through the pyramid); options given explicitly win", "choice",
+                      choices=tuple(PRESETS), main=True, sweep=False)
     size: int = opt(512, "long side of the output in pixels", "int", minimum=1, maximum=MAX_SIDE, main=True)
     style_blend: list[float] | None = opt(None, "blend weights, one per style image", "floats", flag="--style-weights",
                                           metavar="W", default_text="equal", sweep=False)
@@ -291,6 +302,10 @@ def make(cls: type, values: Mapping[str, Any]) -> Any:
     unknown = sorted(set(values) - names)
     if unknown:
         raise TypeError(f"unknown setting {unknown[0]!r} for {cls.__name__}; known: {', '.join(sorted(names))}")
+    preset = values.get("preset")
+    if "preset" in names and isinstance(preset, str) and preset in PRESETS:
+        # what the caller gave explicitly wins; None means "the default", which the preset then sets
+        values = {**PRESETS[preset], **{k: v for k, v in values.items() if v is not None}}
     settings = cls(**values)
     check(settings)
     return settings

@@ -62,13 +62,19 @@ register(BackboneSpec(
     # Style from the shallow taps only (stride 2 to 8): the deep ones (blocks.5, blocks.8) carry the painting's
     # objects, and matching them drew wave bands across faces and the painting's shapes over buildings
     # (BENCHMARKS.md, issue 18's tuning runs); the big strokes still come through the pyramid's coarse levels.
+    # Content at blocks.3 as well as blocks.8, at weight 10: faces keep their eyes and mouths instead of
+    # taking the painting's streaks, windows stay sharp, and the strokes still come through.
     style_taps={"stem": 1.0, "blocks.1": 1.0, "blocks.3": 1.0},
-    content_taps={"blocks.8": 1.0},
+    content_taps={"blocks.3": 1.0, "blocks.8": 1.0},
     dream_taps=("blocks.10", "blocks.6"),
     # meancov (Wasserstein-2) over gram, chosen on the tuning pairs (BENCHMARKS.md, issue 6): no magenta/cyan
     # speckle in smooth areas, the painting's palette carried further, and the judge's style distance
     # 0.34 -> 0.22 at a lower content distance
-    defaults={"style_loss": "meancov"},
+    defaults={"style_loss": "meancov", "content_weight": 10.0,
+              # training keeps the losses the bundled styles were trained with (before issue 18)
+              "train": {"content_weight": 1.0, "content_taps": {"blocks.8": 1.0},
+                        "style_taps": {"stem": 1.0, "blocks.1": 1.0, "blocks.3": 1.0, "blocks.5": 1.0,
+                                       "blocks.8": 1.0}}},
 ))
 register(BackboneSpec(
     name="vgg19", description="VGG-19, the network of Gatys et al. 2015 (torchvision weights)",

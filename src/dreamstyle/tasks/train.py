@@ -134,13 +134,16 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     painting, painting_name = as_image(style, "style")
     digest = painting_digest(painting)
     spec = get_spec(s.model)
-    knobs = loss_defaults(spec)
+    # stylize's defaults, unless the network keeps other ones for training (``defaults["train"]``: Lite0
+    # trains on the taps and weights its bundled styles were trained with)
+    knobs = {**loss_defaults(spec), **spec.defaults.get("train", {})}
     knobs["content_weight"] = knobs["content_weight"] * CONTENT_BOOST
     weights = {k: float(knobs[k] if getattr(s, k) is None else getattr(s, k))
                for k in ("content_weight", "style_weight", "tv_weight")}
     style_loss = str(knobs["style_loss"] if s.style_loss is None else s.style_loss)
     style_size = s.style_size or 2 * s.size
-    style_taps, content_taps = dict(spec.style_taps), dict(spec.content_taps)
+    style_taps = dict(knobs.get("style_taps", spec.style_taps))
+    content_taps = dict(knobs.get("content_taps", spec.content_taps))
     need = min_side(spec, [*style_taps, *content_taps])
     if s.size < need:
         raise SettingError("size", f"is {s.size} px, too small for {s.model}, whose taps need at least {need} px")
