@@ -42,6 +42,14 @@ def soft_masks(content: Path, folder: Path) -> tuple[Path, Path]:
     return paths
 
 
+def side_by_side(cells: list[tuple[Path, str]], out: Path, side: int = 384) -> None:
+    """The pictures in a row, each scaled to ``side`` px on its long side, labelled (the sheet's layout)."""
+    from dreamstyle.images import load_image, resize_long_side
+    from dreamstyle.tasks.sheet import grid
+
+    grid([(resize_long_side(load_image(p), side), label) for p, label in cells], len(cells)).save(out)
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
@@ -49,6 +57,11 @@ def main() -> int:
         jpeg(t / "a.png", "astronaut_starry_night.jpg")
         dreamstyle("stylize", EXAMPLES / "chelsea.jpg", EXAMPLES / "great_wave.jpg", "-o", t / "c.png")
         jpeg(t / "c.png", "chelsea_great_wave.jpg")
+        dreamstyle("stylize", EXAMPLES / "astronaut.jpg", EXAMPLES / "starry_night.jpg", "-o", t / "pv.png",
+                   "--preset", "preview")
+        side_by_side([(t / "pv.png", "--preset preview (256 px, 30 steps)"), (t / "a.png", "default (512 px)")],
+                     t / "presets.png")
+        jpeg(t / "presets.png", "presets.jpg")
         if not SHARED.is_dir():
             print(f"{SHARED} is missing: the shared-pair pictures are left as they are")
             return 0
