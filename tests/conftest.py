@@ -7,11 +7,15 @@ cores make tiny 64 px runs 10-50x slower; one thread each keeps the suite fast a
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 THREADS = int(os.environ.get("DREAMSTYLE_TEST_THREADS", "1"))
 # What --precision auto means on CPU is measured once per machine and network (calibrate.py); the tests
@@ -208,3 +213,38 @@ def cli(tmp_path_factory):
     runner = CLI(tmp_path_factory.mktemp("torch_home"), tmp_path_factory.mktemp("cli_output"))
     yield runner
     runner.close()
+
+
+@contextlib.contextmanager
+def real_server(app, start_timeout: float = 30, stop_timeout: float = 60):
+    """The studio ``app`` served by uvicorn on a free port of 127.0.0.1, in a thread; yields the port."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not srv.started:
+        assert time.monotonic() < deadline, "the studio did not start"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        app.state.studio.queue.close_streams()
+        srv.should_exit = True
+        thread.join(timeout=stop_timeout)
+
+
+def png(size=(64, 48), color=(200, 120, 40), info: PngInfo | None = None) -> bytes:
+    """A flat PNG's bytes, optionally with text chunks (``info``), for the studio's uploads."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def upload(client, data: bytes, name: str = "photo.png"):
+    """POST ``data`` to the studio's /api/uploads as a file called ``name``."""
+    return client.post("/api/uploads", files={"file": (name, data, "application/octet-stream")})

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from conftest import png, upload
 from dreamstyle.frontends.serve import create_app
 
 FAST = {"size": 64, "iterations": 6}
@@ -24,16 +25,6 @@ def client(tmp_path):
     with TestClient(app) as c:
         yield c
     assert not (tmp_path / "studio" / "jobs").exists()  # the jobs' files go when the server stops
-
-
-def png(size=(64, 48), color=(200, 120, 40)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def upload(client, data: bytes, name: str = "photo.png"):
-    return client.post("/api/uploads", files={"file": (name, data, "application/octet-stream")})
 
 
 def wait_done(client, job_id: str, timeout: float = 120) -> dict:

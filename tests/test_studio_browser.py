@@ -14,15 +14,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from conftest import real_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytest.importorskip("playwright.sync_api")
@@ -39,24 +38,11 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     from dreamstyle.frontends.serve import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app = create_app(tmp_path_factory.mktemp("studio"), warm=False, preview_every=2)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "the studio did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=30)
+    with real_server(app, start_timeout=20, stop_timeout=30) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +151,14 @@ def ready(browser, server):
     return page
 
 
+def tiny_stylize(page, painting: str = "great_wave") -> None:
+    """Fill in a seconds-long stylize: the chelsea example, a painting example, 64 px, 2 steps."""
+    page.get_by_role("button", name="example chelsea").first.click()
+    page.get_by_role("button", name=f"example {painting}").last.click()
+    page.fill("#set-size", "64")
+    page.fill("#set-iterations", "2")
+
+
 def jobs(server) -> list[dict]:
     with urllib.request.urlopen(f"{server}/api/jobs", timeout=30) as r:
         return json.loads(r.read())
@@ -254,10 +248,7 @@ def test_result_buttons_show_only_for_a_finished_result(server, browser):
     # Before any job there is nothing to download or copy (.actions{display:flex} overrode `hidden`).
     expect(page.locator("#download")).to_be_hidden()
     expect(page.locator("#copy-cli")).to_be_hidden()
-    page.get_by_role("button", name="example chelsea").first.click()
-    page.get_by_role("button", name="example great_wave").last.click()
-    page.fill("#set-size", "64")
-    page.fill("#set-iterations", "2")
+    tiny_stylize(page)
     page.click("#start")
     expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
     expect(page.locator("#download")).to_be_visible()
@@ -282,10 +273,7 @@ def test_result_buttons_show_only_for_a_finished_result(server, browser):
 def test_a_failed_job_says_why_in_the_page(server, browser):
     """A job that fails in the server shows its one-line reason, not only "failed", and the page can go on."""
     page = ready(browser, server)
-    page.get_by_role("button", name="example chelsea").first.click()
-    page.get_by_role("button", name="example great_wave").last.click()
-    page.fill("#set-size", "64")
-    page.fill("#set-iterations", "2")
+    tiny_stylize(page)
     if not page.locator("#set-style_blend").is_visible():
         page.click("#settings summary")  # under "Advanced options"
     page.fill("#set-style_blend", "1 2")  # two blend weights for one painting: checked when the styles load
@@ -299,10 +287,7 @@ def test_a_failed_job_says_why_in_the_page(server, browser):
 
 def test_a_double_click_on_start_queues_one_job(server, browser):
     page = ready(browser, server)
-    page.get_by_role("button", name="example chelsea").first.click()
-    page.get_by_role("button", name="example starry_night").last.click()
-    page.fill("#set-size", "64")
-    page.fill("#set-iterations", "2")
+    tiny_stylize(page, "starry_night")
     before = {j["id"] for j in jobs(server)}
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/api/jobs") else None)

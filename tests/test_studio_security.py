@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -24,9 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from conftest import png, real_server, upload
 from dreamstyle.errors import UserError
 from dreamstyle.frontends.serve import create_app, serve
 
@@ -39,12 +38,6 @@ def client(tmp_path):
         yield c
 
 
-def png(size=(64, 48), color=(200, 120, 40), info: PngInfo | None = None) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
-
-
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb, as far as a reader
     that trusts the header knows)."""
@@ -53,10 +46,6 @@ def png_claiming(width: int, height: int) -> bytes:
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(bytes(4096))) + chunk(b"IEND", b""))
-
-
-def upload(client, data: bytes, name: str = "photo.png"):
-    return client.post("/api/uploads", files={"file": (name, data, "application/octet-stream")})
 
 
 def one_line_error(r, status: int) -> str:
@@ -188,29 +177,6 @@ def test_other_pages_hosts_and_content_types_are_refused(client):
             "sec-fetch-site": "same-origin"}
     r = client.post("/api/jobs", content=attack, headers=page)
     assert r.status_code == 200, r.text
-
-
-@contextlib.contextmanager
-def real_server(app):
-    """``app`` served by uvicorn on a free port of 127.0.0.1, in a thread."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "the studio did not start"
-        time.sleep(0.02)
-    try:
-        yield port
-    finally:
-        app.state.studio.queue.close_streams()
-        srv.should_exit = True
-        thread.join(timeout=60)
 
 
 def raw_get(port: int, path: str, host: str) -> bytes:

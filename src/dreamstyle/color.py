@@ -106,11 +106,6 @@ def oklab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
 
 
-def _power(cov: torch.Tensor, power: float) -> torch.Tensor:
-    vals, vecs = torch.linalg.eigh(cov)
-    return vecs @ torch.diag(vals.clamp_min(1e-12) ** power) @ vecs.T
-
-
 def match_palette(image: torch.Tensor, paintings: torch.Tensor | list[torch.Tensor],
                   blend: list[float] | None = None) -> torch.Tensor:
     """``image`` (1, 3, H, W) recoloured to the OkLab mean and covariance of ``paintings`` (blended by
@@ -128,8 +123,8 @@ def match_palette(image: torch.Tensor, paintings: torch.Tensor | list[torch.Tens
     eye = _PALETTE_EPS * torch.eye(3, dtype=src.dtype)
     cr, cs = cr + eye, cs + eye
     # the symmetric (rotation-free) map between two Gaussians: Cr^1/2 (Cr^1/2 Cs Cr^1/2)^-1/2 Cr^1/2
-    root = _power(cr, 0.5)
-    transform = root @ _power(root @ cs @ root, -0.5) @ root
+    root = _sqrtm(cr)
+    transform = root @ _sqrtm(root @ cs @ root, inverse=True) @ root
     out = transform @ (src - ms) + mr
     used = [lab for w, lab in zip(weights, labs) if w > 0]  # a painting blended at 0 has no say at all
     low = torch.stack([lab.amin(1) for lab in used]).amin(0)[:, None]
