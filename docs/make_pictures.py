@@ -44,8 +44,7 @@ def soft_masks(content: Path, folder: Path) -> tuple[Path, Path]:
 
 def side_by_side(cells: list[tuple[Path, str]], out: Path, side: int = 384) -> None:
     """The pictures in a row, each scaled to ``side`` px on its long side, labelled (the sheet's layout)."""
-    from dreamstyle.images import load_image, resize_long_side
-    from dreamstyle.tasks.sheet import grid
+    from dreamstyle.images import grid, load_image, resize_long_side
 
     grid([(resize_long_side(load_image(p), side), label) for p, label in cells], len(cells)).save(out)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -306,12 +308,56 @@ def test_a_batch_of_two_gives_the_mean_of_two_single_losses(make):
 
 def test_the_folders_tell_the_architecture():
     root = Path(dreamstyle.__file__).parent
-    assert {p.stem for p in (root / "tasks").glob("*.py")} >= {"stylize", "dream", "explore", "sheet"}
-    assert {p.stem for p in (root / "frontends").glob("*.py")} >= {"cli"}
-    for shared in ("settings", "events", "images", "runtime", "errors"):
+    assert {p.stem for p in (root / "tasks").glob("*.py")} == {
+        "__init__", "session", "stylize", "dream", "explore", "sheet", "train", "apply", "export", "video"}
+    assert {p.stem for p in (root / "frontends").glob("*.py")} >= {"cli", "serve", "studio", "guard"}
+    for shared in ("settings", "events", "images", "errors", "version", "api"):
         assert (root / f"{shared}.py").is_file()
-    for package in ("backbones", "objectives", "optimize"):
+    for package in ("backbones", "objectives", "optimize", "runtime", "color", "fastnet", "motion"):
         assert (root / package / "__init__.py").is_file()
+    documented = (root / "tasks" / "__init__.py").read_text()
+    assert all(f"``{task}``" in documented for task in ("session", "stylize", "dream", "explore", "sheet", "train",
+                                                          "apply", "export", "video"))
+
+
+def test_the_import_direction_is_enforced_by_the_layers_contract():
+    """import-linter's layers contract in pyproject.toml: front ends -> api -> workflows -> settings -> engine
+    parts -> networks and runtime -> core; each layer imports only those below it."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(Path(dreamstyle.__file__).parents[1])}
+    tool = shutil.which("lint-imports", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    assert tool is not None, "install the test extra: it has import-linter"
+    proc = subprocess.run([tool, "--config", str(repo / "pyproject.toml")], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=repo)
+    assert proc.returncode == 0 and "1 kept, 0 broken" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+HIDE = r"""
+import sys, importlib.abc
+hidden = set(sys.argv[1].split(","))
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in hidden:
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+sys.meta_path.insert(0, Hide())
+from dreamstyle.frontends.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(("hidden", "argv", "extra"), [
+    ("fastapi", ["serve", "--port", "0"], "studio"),
+    ("torch", ["stylize", "PHOTO", "PHOTO", "-o", "OUT"], "torch"),
+    ("av", ["dream", "PHOTO", "--zoom", "2", "-o", "OUT.mp4", "--size", "64", "--iterations", "1",
+            "--octaves", "1"], "video"),
+])
+def test_a_missing_extra_is_one_line_naming_the_install(hidden, argv, extra, image_files, tmp_path):
+    argv = [str(image_files.content) if a == "PHOTO" else str(tmp_path / a) if a.startswith("OUT") else a
+            for a in argv]
+    proc = subprocess.run([sys.executable, "-c", HIDE, hidden, *argv], capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert f"pip install 'dreamstyle[{extra}]'" in lines[0] and hidden in lines[0], lines[0]
 
 
 def test_user_error_is_still_the_base_of_setting_errors():
@@ -320,6 +366,26 @@ def test_user_error_is_still_the_base_of_setting_errors():
 
 def test_stylize_task_has_prepare_then_run():
     assert callable(stylize_task.prepare) and callable(stylize_task.run)
+
+
+def test_one_prepared_stylize_serves_several_calls_and_is_not_changed(image_files):
+    """run() leaves the prepared run as it was: the same call twice gives the same picture, and another
+    photo, a given start and a one-level schedule (video's frames) are arguments, not edited settings."""
+    from PIL import Image
+
+    settings = S.make(S.StylizeSettings, {"size": 64, "iterations": 6})
+    p = stylize_task.prepare(image_files.content, image_files.style, settings)
+    before = (dict(p.params), list(p.sizes), list(p.steps), p.settings)
+    first = stylize_task.run(p, dreamstyle.events.Run("stylize", 0))
+    again = stylize_task.run(p, dreamstyle.events.Run("stylize", 0))
+    assert (dict(p.params), list(p.sizes), list(p.steps), p.settings) == before
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    other = Image.open(image_files.coffee).convert("RGB")
+    run = dreamstyle.events.Run("stylize", 0)
+    frame = stylize_task.run(p, run, content=other, init=first, schedule=([64], [3]))
+    assert run.total == 3 and run.done == 3 and frame.size == other.size
+    assert frame.info["dreamstyle"]["iterations"] == p.params["iterations"]  # the prepared run's record
+    assert not np.array_equal(np.asarray(frame), np.asarray(first))
 
 
 def test_no_import_cycles():

@@ -182,9 +182,9 @@ def test_a_long_legal_output_name_works_and_a_too_long_one_is_refused_first(imag
     def no_backbone(*args, **kwargs):
         raise AssertionError("the output name must be checked before any work")
 
-    from dreamstyle.tasks import stylize as stylize_task
+    from dreamstyle.tasks import session
 
-    monkeypatch.setattr(stylize_task, "get_backbone", no_backbone)
+    monkeypatch.setattr(session, "get_backbone", no_backbone)
     with pytest.raises(UserError, match="too long|shorter name") as info:
         dreamstyle.stylize(image_files.content, image_files.style, output=too_long, **FAST)
     assert "\n" not in str(info.value) and len(str(info.value)) < 300

@@ -19,6 +19,7 @@ from dreamstyle.frontends import cli as dreamstyle_cli
 from dreamstyle.images import load_image, read_params, to_tensor
 from dreamstyle.objectives import Objective, StyleLoss, TVLoss
 from dreamstyle.optimize import optimize_image, pyramid_sizes, split_iterations
+from dreamstyle.tasks import session
 from dreamstyle.tasks import stylize as stylize_task
 
 # Explicit loss weights and taps, so that tuning the defaults does not change what these tests measure.
@@ -378,7 +379,7 @@ def test_bad_values(image_files, monkeypatch, kwargs, match):
     def no_backbone(*args, **kwargs):
         raise AssertionError("the backbone was loaded before the arguments were checked")
 
-    monkeypatch.setattr(stylize_task, "get_backbone", no_backbone)
+    monkeypatch.setattr(session, "get_backbone", no_backbone)
     with pytest.raises(UserError) as info:
         run(image_files.content, image_files.style, **kwargs)
     assert match in str(info.value) and "\n" not in str(info.value)

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from .errors import UserError
+from .errors import UserError, require
 from .events import deferred_signals
 from .images import _write_error, check_output_folder
 
@@ -38,6 +38,8 @@ def check_animation_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.suffix.lower() not in ANIMATION_FORMATS:
         raise UserError(f"cannot write the animation to '{p}': use a .gif or .mp4 file name")
+    if p.suffix.lower() == ".mp4":
+        require("av")
     return check_output_folder(p)
 
 

@@ -9,6 +9,7 @@ run events; a :class:`~dreamstyle.events.CancelToken` stops a run from another t
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from collections.abc import Iterator, Sequence
@@ -101,8 +102,8 @@ def dream(image: ImageLike, *, output: Path_ = None, progress: bool = True, on_e
 
 
 @signature_of(DreamSettings, _P("image", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
-              **{f: v for f, v in _COMMON.items() if f != "output"}, frames=48, zoom_scale=1.05,
-              frame_iterations=4, fps=12)
+              **{f: v for f, v in _COMMON.items() if f != "output"},
+              **{f.name: f.default for f in dataclasses.fields(ZoomSettings)})
 def dream_zoom(image: ImageLike, output: str | os.PathLike, *, progress: bool = True,
                on_event: Subscriber | None = None, preview_every: int = 0, cancel: CancelToken | None = None,
                **settings: Any) -> list[Image.Image]:

@@ -3,7 +3,7 @@
 A task reports what happens through a :class:`Run`: a :class:`Step` after every optimizer step (with
 the step number, the level, the loss and each term), a :class:`Preview` of the current image when a
 subscriber asks for one, and :class:`Done` at the end. Anyone can subscribe: the terminal progress
-bar, ``--save-every``, and next the web page, all the same way.
+bar, ``--save-every``, and the studio, all the same way.
 
 A :class:`CancelToken` stops a run from another thread; the run then ends as Ctrl-C ends it: the
 best image so far is kept and saved, and :class:`Interrupted` is raised. :func:`guarded` is the one
@@ -116,6 +116,12 @@ class Run:
         self.subscribers: list[tuple[Subscriber, int]] = list(subscribers or [])
         self.done = 0
 
+    def expect(self, total: int, done: int | None = None) -> None:
+        """Set the number of steps this run will take (and those already done, for a resumed run)."""
+        self.total = total
+        if done is not None:
+            self.done = done
+
     def subscribe(self, subscriber: Subscriber, preview_every: int = 0) -> None:
         """``subscriber(event)`` gets every event; a Preview every ``preview_every`` steps (0: none)."""
         self.subscribers.append((subscriber, preview_every))
@@ -164,6 +170,9 @@ class Child(Run):
              preview: Callable[[], Image.Image] | None = None) -> None:
         self.parent.step(self.prefix + label, loss, parts, preview)
         self.done = self.parent.done
+
+    def expect(self, total: int, done: int | None = None) -> None:
+        pass  # the parent counted this part's steps in its own total
 
     def finish(self, *args: Any, **kwargs: Any) -> None:
         pass

@@ -12,7 +12,7 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -20,6 +20,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .errors import RunError, UserError
 from .events import deferred_signals
+from .version import __version__
 
 if TYPE_CHECKING:
     import torch
@@ -356,9 +357,19 @@ def _write_error(path: Path, e: BaseException) -> UserError | RunError:
     return _fail(f"cannot write '{_short(path)}': {_reason(e)}; check free disk space and permissions")
 
 
+def header(command: str, **fields: Any) -> dict[str, Any]:
+    """The start of every output's parameters: the version and the command, then ``fields``."""
+    return {"dreamstyle": __version__, "command": command, **fields}
+
+
 def read_params(path: str | os.PathLike) -> dict:
     """Read the parameters that save_image embedded; raise UserError if there are none."""
-    im = _open_loaded(path)
+    return params_of(_open_loaded(path), f"'{_short(Path(path))}'")
+
+
+def params_of(im: Image.Image, name: str) -> dict:
+    """The parameters embedded in an opened image (a PNG text chunk, or the EXIF description elsewhere);
+    UserError if there are none or they are damaged. ``name`` is how the messages call the image."""
     text = im.info.get(PARAMS_KEY)
     if text is None:
         with contextlib.suppress(Exception):
@@ -368,13 +379,13 @@ def read_params(path: str | os.PathLike) -> dict:
             if isinstance(desc, str) and desc.startswith(PARAMS_KEY + ":"):
                 text = desc[len(PARAMS_KEY) + 1:]
     if text is None:
-        raise _fail(f"'{_short(Path(path))}' has no dreamstyle parameters; give an image saved by dreamstyle")
+        raise _fail(f"{name} has no dreamstyle parameters; give an image saved by dreamstyle")
     try:
         params = json.loads(text)
     except (ValueError, RecursionError):  # not JSON, or nested past the parser's recursion limit
         params = None
     if not isinstance(params, dict) or not _plain(params, PARAMS_DEPTH):
-        raise _fail(f"'{_short(Path(path))}' has damaged dreamstyle parameters (not a flat set of settings); "
+        raise _fail(f"{name} has damaged dreamstyle parameters (not a flat set of settings); "
                     "re-create the image with dreamstyle")
     return params
 
@@ -389,3 +400,22 @@ def _plain(value: object, depth: int) -> bool:
     if isinstance(value, list):
         return depth > 0 and all(_plain(v, depth - 1) for v in value)
     return value is None or isinstance(value, (str, int, float, bool))
+
+
+def grid(cells: list[tuple[Image.Image, str]], columns: int) -> Image.Image:
+    """Images in a grid of ``columns``, each under its (multi-line) label: the contact sheet's and the
+    explorer's layout."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    cell_w = max(im.width for im, _ in cells)
+    cell_h = max(im.height for im, _ in cells)
+    label_h = 4 + 12 * max(label.count("\n") + 1 for _, label in cells)
+    rows = -(-len(cells) // columns)
+    sheet = Image.new("RGB", (columns * cell_w, rows * (cell_h + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (im, label) in enumerate(cells):
+        x, y = (i % columns) * cell_w, (i // columns) * (cell_h + label_h)
+        draw.multiline_text((x + 4, y + 2), label, fill="black", font=font, spacing=2)
+        sheet.paste(im, (x + (cell_w - im.width) // 2, y + label_h))
+    return sheet

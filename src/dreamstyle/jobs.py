@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DreamstyleError, SettingError, UserError
+from .errors import UserError, message_for
 from .events import CancelToken, Done, Event, Interrupted, Preview, Step
 
-SLOW_MODES = ("stylize", "dream", "explore")  # optimization: one at a time
 FAST_MODES = ("apply",)  # a trained network: the fast lane
 FINISHED = ("done", "failed", "cancelled")
 
@@ -238,16 +237,12 @@ class JobQueue:
             state = "cancelled" if job.cancel.cancelled else "done"
         except Interrupted:
             state = "cancelled"
-        except SettingError as exc:
-            state, error = "failed", exc.render(lambda name: name)
-        except DreamstyleError as exc:
-            state, error = "failed", str(exc)
-        except MemoryError:
-            state, error = "failed", "out of memory; use a smaller size or a lighter network"
         except Exception as exc:  # noqa: BLE001 - a failed job must not take the server down
-            traceback.print_exc()
-            first = (str(exc).splitlines() or [""])[0][:200]
-            state, error = "failed", f"the job failed: {type(exc).__name__}" + (f": {first}" if first else "")
+            state, error = "failed", message_for(exc)
+            if error is None:  # a bug: its traceback goes to the server's log
+                traceback.print_exc()
+                first = (str(exc).splitlines() or [""])[0][:200]
+                error = f"the job failed: {type(exc).__name__}" + (f": {first}" if first else "")
         self._finish(job, state, error)
 
     def _finish(self, job: Job, state: str, error: str | None) -> None:

@@ -7,7 +7,7 @@ line spells it. From these one definition come:
 * the API's keyword defaults (``dreamstyle.stylize(..., size=512)``) and their checks,
 * the command line's options (``frontends/cli.py`` builds argparse from them),
 * the parameters embedded in every output (:func:`as_params`),
-* ``sheet --sweep`` parsing (:func:`parse_text`), and next the web page's form.
+* ``sheet --sweep`` parsing (:func:`parse_text`), and the studio's form.
 
 Checks raise :class:`~dreamstyle.errors.SettingError`, which names the setting (``style_weight``); the
 CLI re-words it with its flag (``--style-weight``).
@@ -22,18 +22,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backbones.registry import DEFAULT_BACKBONE, SPECS
+from .backbones.registry import DEFAULT_BACKBONE, POOLINGS, SPECS
+from .color.options import PRESERVE_COLOR
 from .errors import SettingError, UserError
+from .objectives.options import DREAM_OBJECTIVES, SMOOTHING, STYLE_LOSSES
+from .optimize.options import INITS, OPTIMIZERS
+from .runtime.options import DEVICES, PRECISIONS
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-STYLE_LOSSES = ("gram", "meancov", "meanstd")
-SMOOTHING = ("none", "softmax", "scale")
-POOLINGS = ("max", "avg")
-PRESERVE_COLOR = ("none", "luminance", "match")
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("palette", "content", "noise", "style")
-DREAM_OBJECTIVES = ("l2", "mean")
 SEED_MAX = 2**64 - 1  # what torch's generators accept
 MAX_SIDE = 16384  # pixels: far past what fits in memory; the memory check refuses most sizes before this
 
@@ -518,4 +513,7 @@ def split(values: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
 __all__ = ["Opt", "NetworkSettings", "StylizeSettings", "DreamSettings", "ZoomSettings", "ExploreSettings",
            "TrainSettings", "ApplySettings", "ExportSettings", "VideoSettings", "VIDEO_MODES",
            "COMMANDS", "options", "flag_of", "make", "check", "check_value", "parse_taps", "describe",
-           "parse_text", "sweepable", "as_params", "signature_of", "split"]
+           "parse_text", "sweepable", "as_params", "signature_of", "split",
+           # the option lists, from their domains
+           "DEVICES", "PRECISIONS", "STYLE_LOSSES", "SMOOTHING", "POOLINGS", "PRESERVE_COLOR", "OPTIMIZERS", "INITS",
+           "DREAM_OBJECTIVES"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .registry import DEFAULT_BACKBONE, SPECS, get_spec, register
+from ..lazy import lazy_attributes
+from .registry import DEFAULT_BACKBONE, POOLINGS, SPECS, get_spec, register
 from .spec import BackboneSpec, Tap
 from .taps import list_taps, min_side, resolve_taps
 
@@ -18,13 +19,13 @@ _LAZY = {"EDGE_PAD": "extractor", "Backbone": "extractor", "FeatureExtractor": "
          "get_backbone": "cache", "clear_cache": "cache"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+_lazy = lazy_attributes(__name__, _LAZY)
 
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    return _lazy(name)
 
 
 __all__ = ["EDGE_PAD", "Backbone", "FeatureExtractor", "BackboneSpec", "Tap", "DEFAULT_BACKBONE", "SPECS", "get_spec",
-           "register", "list_taps", "resolve_taps", "min_side", "load_model", "get_backbone", "clear_cache", "RANDOM"]
+           "register", "POOLINGS", "list_taps", "resolve_taps", "min_side", "load_model", "get_backbone", "clear_cache",
+           "RANDOM"]

@@ -12,10 +12,9 @@ from torch.fx.experimental.optimization import fuse
 
 from ..errors import UserError, check_choice
 from ..runtime import autocast
-from ..settings import POOLINGS
 from .discover import trace
 from .pooling import use_avg_pooling
-from .registry import DEFAULT_BACKBONE, get_spec
+from .registry import DEFAULT_BACKBONE, POOLINGS, get_spec
 from .spec import Tap
 from .taps import resolve_taps
 from .weights import load_model

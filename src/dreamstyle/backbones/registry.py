@@ -15,6 +15,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
 DEFAULT_BACKBONE = "efficientnet_lite0"
+POOLINGS = ("max", "avg")  # the networks' own max pooling, or average pooling in its place (Gatys et al.)
 
 
 def _vgg_aliases(cfg: list[int]) -> dict[str, str]:

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from .. import __version__
 from ..errors import RunError, UserError
 from ..images import atomic_path, check_input_file
+from ..version import __version__
 from .network import ARCHITECTURES, TransformerNet
 from .styles import bundled_styles, find_bundled
 

@@ -1,1 +1,1 @@
-"""Front ends over the tasks: the command line (``cli``); next, the local web page."""
+"""Front ends over the API: the command line (``cli``) and the local web studio (``serve``, ``studio``, ``guard``)."""

@@ -31,7 +31,7 @@ from typing import Any
 from fastapi import HTTPException
 from PIL import Image
 
-from ..errors import DreamstyleError, SettingError
+from ..errors import DreamstyleError, message_for
 from ..events import CancelToken, Done, Event
 from ..jobs import Job, JobQueue, QueueFull
 from ..settings import (
@@ -225,10 +225,8 @@ class Studio:
         try:
             settings = make(cls, api_values)  # checked here, so a bad value is a 400 and no job
             precheck(mode, settings)
-        except SettingError as e:
-            raise HTTPException(400, e.render(lambda name: name)) from None
         except DreamstyleError as e:
-            raise HTTPException(400, str(e)) from None
+            raise HTTPException(400, message_for(e)) from None
         from .. import api
 
         params: dict[str, Any] = {"mode": mode, "settings": values}

@@ -14,8 +14,8 @@ import torch
 
 from ..backbones.registry import get_spec
 from ..errors import UserError
-from ..settings import DREAM_OBJECTIVES
 from .base import EPS, Term
+from .options import DREAM_OBJECTIVES
 
 SELECTIONS = ("strongest", "weakest")
 _TARGET = re.compile(r"^(?P<tap>[^:=]+)(?::(?P<sel>[^=]*))?(?:=(?P<weight>[^=]+))?$")

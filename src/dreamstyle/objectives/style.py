@@ -14,8 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..settings import SMOOTHING, STYLE_LOSSES
 from .base import EPS, Term, relative_mse
+from .options import SMOOTHING, STYLE_LOSSES
 
 # ``--smooth scale``: SWAG's simpler alternative, down-scaling the deep stages. Halving a tap's
 # activations divides an (unnormalized) Gram loss on it by 2^4; the per-tap losses here are

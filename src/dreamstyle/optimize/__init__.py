@@ -1,7 +1,26 @@
-"""The optimization loop (pixels against a loss callable), its optimizers and coarse-to-fine schedules."""
+"""The optimization loop (pixels against a loss callable), its optimizers and coarse-to-fine schedules.
 
-from .loop import OPTIMIZERS, Result, check_settings, make_optimizer, optimize_image
+Importing the package is torch-free (the settings read its options); the loop imports torch when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..lazy import lazy_attributes
+from .options import INITS, OPTIMIZERS
 from .pyramid import pyramid_sizes, split_iterations
 
-__all__ = ["OPTIMIZERS", "Result", "check_settings", "make_optimizer", "optimize_image", "pyramid_sizes",
+if TYPE_CHECKING:
+    from .loop import Result, check_settings, make_optimizer, optimize_image
+
+_lazy = lazy_attributes(__name__, {name: "loop" for name in
+                                   ("Result", "check_settings", "make_optimizer", "optimize_image")})
+
+
+def __getattr__(name: str) -> Any:
+    return _lazy(name)
+
+
+__all__ = ["INITS", "OPTIMIZERS", "Result", "check_settings", "make_optimizer", "optimize_image", "pyramid_sizes",
            "split_iterations"]

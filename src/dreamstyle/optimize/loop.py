@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import RunError, SettingError, check_choice
-from ..settings import OPTIMIZERS
+from .options import OPTIMIZERS
 
 LossFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 StepCallback = Callable[[int, float, dict[str, float], torch.Tensor], None]

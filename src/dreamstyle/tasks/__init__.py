@@ -1,1 +1,11 @@
-"""The tasks, one module each: stylize, dream (and its zoom), explore, sheet; over the shared parts."""
+"""The workflows, one module each, over the shared parts below them.
+
+* ``session``: what every network-running workflow opens once (device, precision, network, thread governor),
+  the parameters' header, and what an interrupted run keeps;
+* ``stylize``: style transfer by optimization, coarse to fine (``prepare`` once, ``run`` on one or more photos);
+* ``dream``: Deep Dream by octaves, and its zoom;
+* ``explore``: what a tap's channels respond to;
+* ``sheet``: a contact sheet of stylize settings;
+* ``train``, ``apply``, ``export``: feed-forward style networks;
+* ``video``: any of these on a video's frames, with temporal consistency.
+"""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import __version__
+from ..color.options import RGB_TO_YIQ
 from ..errors import RunError, UserError
 from ..events import Run, guarded
 from ..fastnet.styles import bundled_onnx, find_bundled
@@ -26,6 +26,7 @@ from ..images import (
     check_input_file,
     check_output_folder,
     check_output_path,
+    header,
     image_files,
     image_from_array,
     long_side_size,
@@ -36,8 +37,7 @@ from ..images import (
 from ..settings import ApplySettings, as_params
 
 Styler = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) float32 in [0, 1] -> the same
-# RGB -> luminance and chroma (YIQ, as color.py), for keeping the photo's colours.
-_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=np.float32)
+_YIQ = np.array(RGB_TO_YIQ, dtype=np.float32)  # RGB -> luminance and chroma, for keeping the photo's colours
 # The style networks' first layer pads 4 pixels by reflection, which needs a side of at least 5: smaller
 # photos (1 x 1, 10000 x 1) are padded to this by repeating their edge pixels, and cropped back.
 MIN_SIDE = 8
@@ -160,7 +160,7 @@ def apply(images: Sequence[str | os.PathLike | Image.Image], s: ApplySettings, o
         refuse_output_over_inputs(target, [*inputs, model_file])
     styler, meta = load_styler(s.model, s.device)
     _check_memory(inputs, s, styler, meta)
-    events.total = len(inputs)
+    events.expect(len(inputs))
     results: list[Image.Image] = []
 
     def keep() -> tuple[list[Image.Image], Path | None]:
@@ -172,8 +172,8 @@ def apply(images: Sequence[str | os.PathLike | Image.Image], s: ApplySettings, o
             if s.size is not None:
                 photo = photo.resize(long_side_size(photo, s.size), Image.Resampling.LANCZOS)
             image = image_from_array(stylize_array(styler, array_from_image(photo), s.strength, s.preserve_color))
-            params = {"dreamstyle": __version__, "command": "apply", "content": name,
-                      "style": meta.get("style"), **as_params(s, model=meta.get("name", str(s.model)))}
+            params = header("apply", content=name, style=meta.get("style"),
+                            **as_params(s, model=meta.get("name", str(s.model))))
             image.info["dreamstyle"] = params
             if targets is not None:
                 save_image(image, targets[i], params)

@@ -16,15 +16,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import __version__
 from ..animation import ANIMATION_FORMATS, check_animation_path, save_animation
-from ..backbones import FeatureExtractor, get_backbone, get_spec, min_side
+from ..backbones import FeatureExtractor, get_spec, min_side
 from ..color import combine_luminance, match_color
 from ..errors import SettingError, UserError
 from ..events import Child, Run, guarded
 from ..images import (
     as_image,
     check_output_path,
+    header,
     refuse_output_over_inputs,
     resized_tensor,
     save_image,
@@ -41,10 +41,8 @@ from ..optimize.memory import (
     activation_elements,
     require,
 )
-from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import DreamSettings, ZoomSettings, as_params
-from ..threads import govern
-from .stylize import check_weights_file, refuse_non_finite
+from .session import Session, check_weights_file, keep_image
 
 ImageLike = str | os.PathLike | Image.Image
 RANK_SIZE = 512  # 'strongest'/'weakest' channels are ranked on the image at this size (or smaller)
@@ -63,19 +61,16 @@ class Dreamer:
         self.need = min_side(get_spec(s.model), taps)  # checks tap names too
         check_weights_file(s.weights)
         self.guide = None if s.guide is None else as_image(s.guide, "guide")
-        self.device = resolve_device(s.device)
-        if self.device.type == "cpu":
-            prepare_cpu()
-        precision = network_precision(s.precision, self.device, s.model, s.weights, taps)
-        self.backbone = get_backbone(s.model, s.weights, self.device, precision)
-        refuse_non_finite(self.backbone, s.weights)
+        self.session = Session.open(s, taps)
+        self.device = self.session.device
+        self.backbone = self.session.backbone
         self.extractor: FeatureExtractor = self.backbone.extractor(taps)
 
     def params(self, image_name: str, size: int) -> dict[str, Any]:
         """The parameters a dream of this photo records (targets with their channels chosen)."""
-        return {"dreamstyle": __version__, "command": "dream", "image": image_name,
-                **as_params(self.settings, targets=[str(t) for t in self.targets], size=size,
-                            guide=None if self.guide is None else self.guide[1])}
+        return header("dream", image=image_name,
+                      **as_params(self.settings, targets=[str(t) for t in self.targets], size=size,
+                                  guide=None if self.guide is None else self.guide[1]))
 
     def check_size(self, image: Image.Image, sizes: list[int]) -> None:
         """The smallest octave must reach the deepest target tap: refuse up front, in one line."""
@@ -185,11 +180,9 @@ def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike |
     dreamer.fix_channels(photo)
     params = dreamer.params(name, size)
     events = events or Run("dream", 0)
-    if not isinstance(events, Child):
-        events.total = len(sizes) * s.iterations
+    events.expect(len(sizes) * s.iterations)
     generator = torch.Generator().manual_seed(s.seed)
-    if dreamer.device.type == "cpu":
-        govern(events)
+    dreamer.session.govern(events)
     state: dict[str, Any] = {"current": None, "base": None}
 
     def keep() -> tuple[Image.Image, Path | None]:
@@ -199,10 +192,7 @@ def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike |
         else:
             result = to_image(recolor(current, resized_tensor(photo, max(current.shape[-2:]), dreamer.device),
                                       s.preserve_color))
-        kept = {**params, "interrupted_at": events.done, "seconds": round(time.perf_counter() - started, 2)}
-        path = save_image(result, out_path, kept) if out_path else None
-        events.finish(result, path, kept, interrupted=True)
-        return result, path
+        return keep_image(events, result, out_path, params, started)
 
     with guarded(events, keep):
         detail: torch.Tensor | None = None
@@ -249,7 +239,7 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
     size = max(photo.size) if settings.size is None else settings.size
     first_steps = len(octave_sizes(size, settings)) * settings.iterations
     events = events or Run("dream --zoom", 0)
-    events.total = first_steps + (zoom.frames - 1) * zoom.frame_iterations
+    events.expect(first_steps + (zoom.frames - 1) * zoom.frame_iterations)
     images: list[Image.Image] = []
     used: dict[str, Any] = {}
 

@@ -24,13 +24,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import __version__
-from ..backbones import FeatureExtractor, get_backbone, min_side
+from ..backbones import FeatureExtractor, min_side
 from ..errors import SettingError, UserError
 from ..events import Run, guarded
 from ..images import (
     as_image,
     check_output_path,
+    grid,
+    header,
     refuse_output_over_inputs,
     resized_tensor,
     save_image,
@@ -38,11 +39,8 @@ from ..images import (
     to_image,
 )
 from ..optimize.memory import check_fits
-from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import ExploreSettings, as_params
-from ..threads import govern
-from .sheet import grid
-from .stylize import check_weights_file, refuse_non_finite
+from .session import Session, check_weights_file, keep_image
 
 MAX_CELLS = 64  # channels per grid
 FEATURE_SIZE = 128  # default cell size of feature visualizations
@@ -183,6 +181,62 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
     most 64. ``output``, if given, is where the grid is saved, with the settings embedded.
     """
     s = settings
+    tap, size, out_path, photo, image_name = _checked(s, output)
+
+    session = Session.open(s, [tap])
+    dev, backbone = session.device, session.backbone
+    chosen, cells_wanted = _cells(s, backbone.resolve([tap])[0].channels, tap)
+    extractor = backbone.extractor([tap])
+    if photo is None:
+        probe = Image.new("RGB", (size, size))
+        check_fits(extractor, probe, size, dev, f"of {size} px for {cells_wanted} channels",
+                   "explore fewer channels ({count})", batch=cells_wanted)
+    else:
+        check_fits(extractor, photo, size, dev, f"of {size} px", "a smaller {size}", backward=False)
+
+    params = header("explore", **as_params(s, model=backbone.name, size=size, image=image_name,
+                                           iterations=s.iterations if photo is None else None),
+                    mode="features" if photo is None else "image")
+    events = events or Run("explore", 0)
+    events.expect(s.iterations if photo is None else 1)
+    session.govern(events)
+    state: dict = {}
+    labels: list[int] = []
+
+    def cells_of(images: torch.Tensor) -> list[tuple[Image.Image, str]]:
+        return [(to_image(img), f"{tap} ch {ch}") for img, ch in zip(images, labels)]
+
+    def keep() -> tuple[Image.Image | None, Path | None]:
+        if "images" not in state:
+            return None, None
+        with torch.no_grad():
+            sheet = grid(cells_of(state["images"]()), columns=math.ceil(math.sqrt(len(labels))))
+        return keep_image(events, sheet, out_path, params, channels=labels)
+
+    with guarded(events, keep):
+        if photo is None:
+            labels = chosen if chosen is not None else list(range(cells_wanted))
+            images = visualize_channels(extractor, tap, labels, size, s.iterations, s.seed, events, state)
+            cells = cells_of(images)
+        else:
+            x = resized_tensor(photo, size, dev)
+            maps = feature_map(extractor, tap, x)
+            means = maps.mean(dim=(1, 2))
+            labels = chosen if chosen is not None else means.argsort(descending=True)[:cells_wanted].tolist()
+            cells = [(heat_overlay(x, maps[ch]), f"{tap} ch {ch}\nmean {means[ch].item():.3g}") for ch in labels]
+            events.step(f"explore {tap}", float(means.mean()))
+        sheet = grid(cells, columns=math.ceil(math.sqrt(len(cells))))
+        params["channels"] = labels
+        path = save_image(sheet, out_path, params) if out_path is not None else None
+    events.finish(sheet, path, params)
+    return sheet
+
+
+# --- checks --------------------------------------------------------------------------------------
+
+def _checked(s: ExploreSettings, output: str | os.PathLike | None
+             ) -> tuple[str, int, Path | None, Image.Image | None, str | None]:
+    """The tap, the size, the output and the photo (if any) with its name: everything checked up front."""
     tap = s.tap
     if not tap:
         raise SettingError("tap", f"is missing: give the tap to explore, e.g. blocks.5; "
@@ -205,69 +259,18 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
         raise SettingError("size", f"of {size} px is too small for tap {tap} of {s.model}, which needs at least "
                            f"{need} px on the short side; use a larger size")
 
-    dev = resolve_device(s.device)
-    if dev.type == "cpu":
-        prepare_cpu()
-    backbone = get_backbone(s.model, s.weights, dev, network_precision(s.precision, dev, s.model, s.weights, [tap]))
-    refuse_non_finite(backbone, s.weights)
-    info = backbone.resolve([tap])[0]
-    chosen = _check_channels(s.channels, info.channels, tap) if s.channels is not None else None
-    cells_wanted = len(chosen) if chosen is not None else min(s.count, info.channels)
+    return tap, size, out_path, photo, image_name
+
+
+def _cells(s: ExploreSettings, available: int, tap: str) -> tuple[list[int] | None, int]:
+    """The channels asked for (None: chosen by the run) and how many cells the grid gets."""
+    chosen = _check_channels(s.channels, available, tap) if s.channels is not None else None
+    cells_wanted = len(chosen) if chosen is not None else min(s.count, available)
     if cells_wanted > MAX_CELLS:
         raise SettingError("channels", f"make {cells_wanted} cells, too big a grid; explore {MAX_CELLS} or fewer "
                            "at a time")
-    extractor = backbone.extractor([tap])
-    if photo is None:
-        probe = Image.new("RGB", (size, size))
-        check_fits(extractor, probe, size, dev, f"of {size} px for {cells_wanted} channels",
-                   "explore fewer channels ({count})", batch=cells_wanted)
-    else:
-        check_fits(extractor, photo, size, dev, f"of {size} px", "a smaller {size}", backward=False)
+    return chosen, cells_wanted
 
-    params = {"dreamstyle": __version__, "command": "explore",
-              **as_params(s, model=backbone.name, size=size, image=image_name,
-                          iterations=s.iterations if photo is None else None),
-              "mode": "features" if photo is None else "image"}
-    events = events or Run("explore", 0)
-    events.total = s.iterations if photo is None else 1
-    if dev.type == "cpu":
-        govern(events)
-    state: dict = {}
-    labels: list[int] = []
-
-    def cells_of(images: torch.Tensor) -> list[tuple[Image.Image, str]]:
-        return [(to_image(img), f"{tap} ch {ch}") for img, ch in zip(images, labels)]
-
-    def keep() -> tuple[Image.Image, Path | None]:
-        if "images" not in state:
-            return None, None  # type: ignore[return-value]
-        with torch.no_grad():
-            sheet = grid(cells_of(state["images"]()), columns=math.ceil(math.sqrt(len(labels))))
-        kept = {**params, "channels": labels, "interrupted_at": events.done}
-        path = save_image(sheet, out_path, kept) if out_path is not None else None
-        events.finish(sheet, path, kept, interrupted=True)
-        return sheet, path
-
-    with guarded(events, keep):
-        if photo is None:
-            labels = chosen if chosen is not None else list(range(cells_wanted))
-            images = visualize_channels(extractor, tap, labels, size, s.iterations, s.seed, events, state)
-            cells = cells_of(images)
-        else:
-            x = resized_tensor(photo, size, dev)
-            maps = feature_map(extractor, tap, x)
-            means = maps.mean(dim=(1, 2))
-            labels = chosen if chosen is not None else means.argsort(descending=True)[:cells_wanted].tolist()
-            cells = [(heat_overlay(x, maps[ch]), f"{tap} ch {ch}\nmean {means[ch].item():.3g}") for ch in labels]
-            events.step(f"explore {tap}", float(means.mean()))
-        sheet = grid(cells, columns=math.ceil(math.sqrt(len(cells))))
-        params["channels"] = labels
-        path = save_image(sheet, out_path, params) if out_path is not None else None
-    events.finish(sheet, path, params)
-    return sheet
-
-
-# --- checks --------------------------------------------------------------------------------------
 
 def _check_channels(channels: Sequence[int], available: int, tap: str) -> list[int]:
     chosen = list(channels)

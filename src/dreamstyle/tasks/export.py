@@ -55,7 +55,7 @@ def export(model: str | os.PathLike, output: str | os.PathLike, s: ExportSetting
         raise UserError("export needs onnx and onnxruntime: pip install 'dreamstyle[onnx]'") from None
     loaded = load_model(source)
     net = loaded.net.float().eval()
-    events.total = 2 + int(s.int8)
+    events.expect(2 + int(s.int8))
     rng = np.random.default_rng(0)
     # A smooth random test image (noise alone would not look like a photo to the network).
     check = rng.random((3, s.check_size // 8 + 1, s.check_size // 8 + 1), dtype=np.float32)

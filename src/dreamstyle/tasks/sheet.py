@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from .. import __version__
 from ..errors import SettingError, UserError
 from ..events import Child, Run, guarded
-from ..images import check_output_path, refuse_output_over_inputs, save_image
-from ..settings import StylizeSettings, as_params, check, flag_of, options, parse_text, sweepable
+from ..images import check_output_path, grid, header, refuse_output_over_inputs, save_image
+from ..settings import StylizeSettings, as_params, check, flag_of, parse_text, sweepable
 from . import stylize as stylize_task
+from .session import keep_image
 
 MAX_CELLS = 64
 
@@ -87,21 +87,17 @@ def make_sheet(content: Any, styles: Any, sweeps: Sequence[str], settings: Styli
             raise UserError(f"sweep cell {', '.join(_label(overrides).splitlines())}: "
                             f"{exc.render(lambda n: flag_of(StylizeSettings, n))}") from None
     events = events or Run("sheet", 0)
-    events.total = sum(sum(p.steps) for p in prepared)
+    events.expect(sum(sum(p.steps) for p in prepared))
     cells: list[tuple[Image.Image, str]] = []
     columns = len(parsed[-1][1]) if len(parsed) == 2 else len(combos) if len(parsed) == 1 else \
         max(1, round(len(combos) ** 0.5))
-    params = {"dreamstyle": __version__, "command": "sheet", "sweeps": list(sweeps),
-              **as_params(settings), "cells": []}
+    params = header("sheet", sweeps=list(sweeps), **as_params(settings), cells=[])
 
     def keep() -> tuple[Image.Image | None, Path | None]:
         if not cells:
             return None, None
-        sheet = grid(cells, columns)
-        kept = {**params, "cells": [label.split("\n") for _, label in cells], "interrupted_at": events.done}
-        path = save_image(sheet, out_path, kept)
-        events.finish(sheet, path, kept, interrupted=True)
-        return sheet, path
+        return keep_image(events, grid(cells, columns), out_path, params,
+                          cells=[label.split("\n") for _, label in cells])
 
     with guarded(events, keep):
         for i, (overrides, cell) in enumerate(zip(combos, prepared), 1):
@@ -114,20 +110,4 @@ def make_sheet(content: Any, styles: Any, sweeps: Sequence[str], settings: Styli
     return sheet
 
 
-def grid(cells: list[tuple[Image.Image, str]], columns: int) -> Image.Image:
-    """Images in a grid of ``columns``, each under its (multi-line) label; also the explorer's layout."""
-    font = ImageFont.load_default()
-    cell_w = max(im.width for im, _ in cells)
-    cell_h = max(im.height for im, _ in cells)
-    label_h = 4 + 12 * max(label.count("\n") + 1 for _, label in cells)
-    rows = -(-len(cells) // columns)
-    sheet = Image.new("RGB", (columns * cell_w, rows * (cell_h + label_h)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (im, label) in enumerate(cells):
-        x, y = (i % columns) * cell_w, (i // columns) * (cell_h + label_h)
-        draw.multiline_text((x + 4, y + 2), label, fill="black", font=font, spacing=2)
-        sheet.paste(im, (x + (cell_w - im.width) // 2, y + label_h))
-    return sheet
-
-
-__all__ = ["make_sheet", "parse_sweep", "grid", "MAX_CELLS", "options"]
+__all__ = ["make_sheet", "parse_sweep", "MAX_CELLS"]

@@ -11,8 +11,7 @@ import math
 import os
 import time
 import warnings
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import __version__
-from ..backbones import EDGE_PAD, RANDOM, Backbone, FeatureExtractor, get_backbone, get_spec, min_side
+from ..backbones import EDGE_PAD, FeatureExtractor, get_spec, min_side
 from ..color import combine_luminance, luminance_rgb, match_color, match_luminance, match_palette
 from ..errors import SettingError, UserError
-from ..events import Child, Event, Preview, Run, guarded
+from ..events import Event, Preview, Run, guarded
 from ..images import (
     as_image,
-    check_input_file,
     check_output_path,
+    header,
     load_image,
     refuse_output_over_inputs,
     resized_tensor,
@@ -41,11 +39,10 @@ from ..images import (
 )
 from ..objectives import ContentLoss, Objective, StyleLoss, Term, TVLoss, loss_defaults
 from ..objectives.dream import DreamLoss, DreamTarget, parse_targets, resolve_channels
-from ..optimize import check_settings, optimize_image, pyramid_sizes, split_iterations
+from ..optimize import INITS, check_settings, optimize_image, pyramid_sizes, split_iterations
 from ..optimize.memory import check_fits
-from ..runtime import network_precision, prepare_cpu, resolve_device
-from ..settings import INITS, StylizeSettings, as_params, parse_taps
-from ..threads import govern
+from ..settings import StylizeSettings, as_params, parse_taps
+from .session import Session, check_weights_file, keep_image
 
 ImageLike = str | os.PathLike | Image.Image
 
@@ -70,13 +67,17 @@ class Prepared:
     iterations: int
     smooth: str
     style_loss: str
-    device: torch.device
+    session: Session
     extractor: FeatureExtractor
     output: Path | None
     params: dict[str, Any]
     sizes: list[int] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     extra_terms: list[tuple[Term, float]] = field(default_factory=list)  # e.g. video's temporal loss
+
+    @property
+    def device(self) -> torch.device:
+        return self.session.device
 
 
 def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], settings: StylizeSettings,
@@ -126,144 +127,147 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
     content_img, content_name = as_image(content, "content")
     style_imgs = [as_image(x, "style") for x in style_list]
     masks = _load_masks(s.masks, content_img, len(style_list))
-    sizes = (pyramid_sizes(s.size) if s.pyramid else [s.size])[-iterations:]  # at least one step per level
+    sizes = pyramid_sizes(s.size, int(knobs["pyramid_start"])) if s.pyramid else [s.size]
+    sizes = sizes[-iterations:]  # at least one step per level
     _check_big_enough(content_img, [img for img, _ in style_imgs], sizes, s.style_scale, need, s.model)
 
-    device = resolve_device(s.device)
-    precision = network_precision(s.precision, device, s.model, s.weights, all_taps)
-    if device.type == "cpu":
-        prepare_cpu()
-    backbone: Backbone = get_backbone(s.model, s.weights, device, precision, s.pooling)
-    refuse_non_finite(backbone, s.weights)
-    extractor = backbone.extractor(all_taps, pad=EDGE_PAD if s.edge_pad else 0)
+    session = Session.open(s, all_taps, s.pooling)
+    device, precision = session.device, session.precision
+    extractor = session.backbone.extractor(all_taps, pad=EDGE_PAD if s.edge_pad else 0)
     _check_memory(extractor, content_img, [img for img, _ in style_imgs], s.size, s.style_scale, device, s.model)
 
-    params = {
-        "dreamstyle": __version__, "command": "stylize", "content": content_name,
-        "styles": [name for _, name in style_imgs],
-        **as_params(s, style_blend=blend, **weights, style_layers=style_taps, content_layers=content_taps,
-                    smooth=smooth, style_loss=style_loss, iterations=iterations, precision=precision,
-                    dream=[str(t) for t in dream_targets] or None),
-    }
+    params = header("stylize", content=content_name, styles=[name for _, name in style_imgs],
+                    **as_params(s, style_blend=blend, **weights, style_layers=style_taps, content_layers=content_taps,
+                                smooth=smooth, style_loss=style_loss, iterations=iterations, precision=precision,
+                                dream=[str(t) for t in dream_targets] or None))
     return Prepared(s, content_img, [img for img, _ in style_imgs], blend, masks, init_image, style_taps,
-                    content_taps, dream_targets, weights, iterations, smooth, style_loss, device, extractor, out_path,
-                    params, sizes, split_iterations(iterations, sizes))
+                    content_taps, dream_targets, weights, iterations, smooth, style_loss, session, extractor, out_path,
+                    params, sizes, split_iterations(iterations, sizes, float(knobs["level_power"])))
 
 
-def run(p: Prepared, events: Run) -> Image.Image:
+@dataclass
+class _Level:
+    """One level of the coarse-to-fine run: the photo at this size (as the network sees it), the paintings
+    at their size, the objective, and the dream targets with their channels chosen."""
+
+    content: torch.Tensor
+    seen_content: torch.Tensor
+    styles: list[torch.Tensor]
+    objective: Objective
+    dream_targets: list[DreamTarget]
+
+
+def run(p: Prepared, events: Run, *, content: Image.Image | None = None, init: Image.Image | None = None,
+        extra_terms: Sequence[tuple[Term, float]] = (), schedule: tuple[list[int], list[int]] | None = None
+        ) -> Image.Image:
     """Optimize coarse to fine; report each step to ``events``. Ctrl-C, SIGTERM or cancellation keep the
-    best image so far (saved to the output) and raise :class:`~dreamstyle.events.Interrupted`."""
+    best image so far (saved to the output) and raise :class:`~dreamstyle.events.Interrupted`.
+
+    The prepared run can be called again with another ``content`` photo of the same size (video's frames),
+    a starting image ``init`` in place of the settings' start, ``extra_terms`` for the objective (video's
+    temporal loss) and a ``schedule`` of (sizes, steps) in place of the prepared one. ``p`` is not changed.
+    """
     started = time.perf_counter()
-    s, dev = p.settings, p.device
-    if not isinstance(events, Child):
-        events.total = sum(p.steps)
+    s = p.settings
+    photo = p.content if content is None else content
+    sizes, steps = (p.sizes, p.steps) if schedule is None else schedule
+    params = dict(p.params)  # this call's parameters: the prepared ones, and what this run found
+    events.expect(sum(steps))
     torch.manual_seed(s.seed)
     state: dict[str, Any] = {"current": None, "finish": to_image}
 
     def keep() -> tuple[Image.Image, Path | None]:
-        image = state["finish"](state["current"]) if state["current"] is not None else p.content
-        params = {**p.params, "interrupted_at": events.done, "seconds": round(time.perf_counter() - started, 2)}
-        path = save_image(image, p.output, params) if p.output is not None else None
-        events.finish(image, path, params, interrupted=True)
-        return image, path
+        image = state["finish"](state["current"]) if state["current"] is not None else photo
+        return keep_image(events, image, p.output, params, started)
 
     if s.save_every and p.output is not None:
-        events.subscribe(_saver(p.output, p.params), s.save_every)
-    if dev.type == "cpu":
-        govern(events)
+        events.subscribe(_saver(p.output, params), s.save_every)
+    p.session.govern(events)
     with guarded(events, keep):
-        dream_targets = p.dream_targets
-        result = None
-        for level_size, level_steps in zip(p.sizes, p.steps):
-            content_t = resized_tensor(p.content, level_size, dev)
-            h, w = content_t.shape[-2:]
-            seen_content = content_t
-            style_ts = [resized_tensor(img, max(1, round(level_size * s.style_scale)), dev) for img in p.styles]
-            if s.preserve_color == "luminance":
-                seen_content = luminance_rgb(content_t)
-                style_ts = [match_luminance(x, content_t) for x in style_ts]
-            elif s.preserve_color == "match":
-                style_ts = [match_color(x, content_t) for x in style_ts]
-            with torch.no_grad():
-                content_feats = p.extractor(seen_content)
-                style_feats = [p.extractor(x) for x in style_ts]
-            level_masks = None if p.masks is None else [_mask_tensor(m, w, h, dev, p.extractor.margin(h, w))
-                                                        for m in p.masks]
-            terms: list[tuple[Term, float]] = [
-                (ContentLoss(p.content_taps, content_feats), p.weights["content_weight"]),
-                (StyleLoss(p.style_taps, style_feats, p.blend, p.style_loss, level_masks, p.smooth),
-                 p.weights["style_weight"]),
-                (TVLoss(), p.weights["tv_weight"]),
-            ]
-            if dream_targets:
-                if state["current"] is None:  # channels chosen once, on the content, and kept through the levels
-                    dream_targets = resolve_channels(dream_targets, content_feats)
-                    p.params["dream"] = [str(t) for t in dream_targets]
-                # measured relative to the content's own activation, so a weight means the same at every level
-                terms.append((DreamLoss(dream_targets, reference=content_feats), DREAM_SCALE))
-            objective = Objective([*terms, *p.extra_terms])
-            if state["current"] is None:
-                start = _initial_image(s.init, p.init_image, seen_content, style_ts, p.blend)
-                if s.preserve_color == "luminance":
-                    start = luminance_rgb(start)
-            else:
-                start = F.interpolate(state["current"], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-            state["current"] = start
-            state["finish"] = _finisher(s.preserve_color, content_t)
-            finish = state["finish"]
-
-            def loss_fn(x: torch.Tensor, objective: Objective = objective) -> tuple[torch.Tensor, dict[str, float]]:
-                return objective(p.extractor(x), x)
-
-            def on_step(step: int, loss: float, parts: dict[str, float], image: torch.Tensor,
-                        label: str = f"{w}x{h}", finish: Callable[[torch.Tensor], Image.Image] = finish) -> None:
-                state["latest"] = image
-                events.step(label, loss, parts, preview=lambda: finish(state["latest"]))
-
-            result = optimize_image(start, loss_fn, level_steps, s.optimizer, s.lr, on_step, average=s.ema)
-            state["current"] = result.image
-            if result.interrupted:
-                raise result.stop or KeyboardInterrupt()
-        assert result is not None
-        p.params.update(final_loss=result.loss, seconds=round(time.perf_counter() - started, 2))
+        dream_targets, loss = p.dream_targets, math.inf
+        for level_size, level_steps in zip(sizes, steps):
+            first = state["current"] is None
+            level = _level(p, photo, level_size, dream_targets, first, [*p.extra_terms, *extra_terms])
+            if first and dream_targets:  # channels chosen once, on the content, and kept through the levels
+                dream_targets = level.dream_targets
+                params["dream"] = [str(t) for t in dream_targets]
+            state["current"] = _level_start(p, level, state["current"], init)
+            state["finish"] = _finisher(s.preserve_color, level.content)
+            state["current"], loss = _optimize_level(p, level, state, level_steps, events)
+        params.update(final_loss=loss, seconds=round(time.perf_counter() - started, 2))
         image = state["finish"](state["current"])
-        image.info["dreamstyle"] = p.params
-        path = save_image(image, p.output, p.params) if p.output is not None else None
-    events.finish(image, path, p.params)
+        image.info["dreamstyle"] = params
+        path = save_image(image, p.output, params) if p.output is not None else None
+    events.finish(image, path, params)
     return image
 
 
-def stylize(content: ImageLike, styles: ImageLike | Sequence[ImageLike], settings: StylizeSettings,
-            output: str | os.PathLike | None = None, events: Run | None = None) -> Image.Image:
-    """prepare() then run(): the whole style transfer."""
-    prepared = prepare(content, styles, settings, output)
-    return run(prepared, events or Run("stylize", sum(prepared.steps)))
+def _level(p: Prepared, photo: Image.Image, size: int, dream_targets: list[DreamTarget], first: bool,
+           extra_terms: list[tuple[Term, float]]) -> _Level:
+    """The photo and the paintings at this level's size, their features, and the objective there (on the
+    ``first`` level the dream targets' channels are chosen on the photo)."""
+    s, dev = p.settings, p.device
+    content_t = resized_tensor(photo, size, dev)
+    h, w = content_t.shape[-2:]
+    seen_content = content_t
+    style_ts = [resized_tensor(img, max(1, round(size * s.style_scale)), dev) for img in p.styles]
+    if s.preserve_color == "luminance":
+        seen_content = luminance_rgb(content_t)
+        style_ts = [match_luminance(x, content_t) for x in style_ts]
+    elif s.preserve_color == "match":
+        style_ts = [match_color(x, content_t) for x in style_ts]
+    with torch.no_grad():
+        content_feats = p.extractor(seen_content)
+        style_feats = [p.extractor(x) for x in style_ts]
+    masks = None if p.masks is None else [_mask_tensor(m, w, h, dev, p.extractor.margin(h, w)) for m in p.masks]
+    terms: list[tuple[Term, float]] = [
+        (ContentLoss(p.content_taps, content_feats), p.weights["content_weight"]),
+        (StyleLoss(p.style_taps, style_feats, p.blend, p.style_loss, masks, p.smooth), p.weights["style_weight"]),
+        (TVLoss(), p.weights["tv_weight"]),
+    ]
+    if dream_targets:
+        if first:
+            dream_targets = resolve_channels(dream_targets, content_feats)
+        # measured relative to the content's own activation, so a weight means the same at every level
+        terms.append((DreamLoss(dream_targets, reference=content_feats), DREAM_SCALE))
+    return _Level(content_t, seen_content, style_ts, Objective([*terms, *extra_terms]), dream_targets)
+
+
+def _level_start(p: Prepared, level: _Level, current: torch.Tensor | None, init: Image.Image | None) -> torch.Tensor:
+    """Where a level starts: the first from ``init`` or the settings' start, each later one from the level
+    below, upsampled."""
+    if current is not None:
+        h, w = level.content.shape[-2:]
+        return F.interpolate(current, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    how = p.settings.init if init is None else "image"
+    start = _initial_image(how, p.init_image if init is None else init, level.seen_content, level.styles, p.blend)
+    if p.settings.preserve_color == "luminance":
+        start = luminance_rgb(start)
+    return start
+
+
+def _optimize_level(p: Prepared, level: _Level, state: dict[str, Any], steps: int,
+                    events: Run) -> tuple[torch.Tensor, float]:
+    """Run the optimizer at one level from ``state['current']``; report each step (with a preview on demand)."""
+    s, finish = p.settings, state["finish"]
+    h, w = level.content.shape[-2:]
+
+    def loss_fn(x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        return level.objective(p.extractor(x), x)
+
+    def on_step(step: int, loss: float, parts: dict[str, float], image: torch.Tensor) -> None:
+        state["latest"] = image
+        events.step(f"{w}x{h}", loss, parts, preview=lambda: finish(state["latest"]))
+
+    result = optimize_image(state["current"], loss_fn, steps, s.optimizer, s.lr, on_step, average=s.ema)
+    if result.interrupted:
+        state["current"] = result.image
+        raise result.stop or KeyboardInterrupt()
+    return result.image, result.loss
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
-def check_weights_file(weights: str | os.PathLike | None) -> None:
-    """A ``weights`` file must be a readable regular file (a FIFO would hang the read): one line otherwise.
-    Checked before anything loads; stylize, dream, explore and train share it."""
-    if weights is not None and str(weights) != RANDOM:
-        check_input_file(weights, "a weights file (.pth, .pt, .safetensors or .npz)")
-
-
-_FINITE: weakref.WeakSet = weakref.WeakSet()  # networks already found finite (the backbone cache reuses them)
-
-
-def refuse_non_finite(backbone: Backbone, weights: str | os.PathLike | None) -> None:
-    """Refuse, in one line, a network whose ``weights`` file holds NaN or infinite values: every loss would be
-    NaN, or a matrix square root fail to converge. Only a user's file is checked (once per loaded network)."""
-    if weights is None or str(weights) == RANDOM or backbone.model in _FINITE:
-        return
-    tensors: Iterable[tuple[str, torch.Tensor]] = [*backbone.model.named_parameters(),
-                                                    *backbone.model.named_buffers()]
-    for name, t in tensors:
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise UserError(f"weights file '{weights}' holds values that are not finite numbers (NaN or infinity, "
-                            f"in {name}); give weights saved from a healthy network")
-    _FINITE.add(backbone.model)
 
 def _saver(output: Path, params: dict[str, Any]) -> Callable[[Event], None]:
     """The ``save_every`` subscriber: each preview it is sent is saved as OUT.NNNNN.png."""

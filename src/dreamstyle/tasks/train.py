@@ -14,14 +14,14 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
-from .. import __version__
-from ..backbones import EDGE_PAD, get_backbone, get_spec, min_side
+from ..backbones import EDGE_PAD, get_spec, min_side
 from ..errors import SettingError, UserError
 from ..events import Run, guarded
 from ..fastnet.modelfile import StyleModel, load_model, resolve_model, save_model
@@ -30,6 +30,7 @@ from ..images import (
     IMAGE_SUFFIXES,
     as_image,
     check_output_folder,
+    header,
     image_files,
     refuse_output_over_inputs,
     resized_tensor,
@@ -46,10 +47,8 @@ from ..optimize.memory import (
     activation_elements,
     require,
 )
-from ..runtime import network_precision, prepare_cpu, resolve_device
 from ..settings import TrainSettings, as_params
-from ..threads import govern
-from .stylize import check_weights_file, refuse_non_finite
+from .session import Session, check_weights_file
 
 # A network trained from scratch has no photo to start from, as stylize's optimization does: with
 # stylize's content weight it learns the painting and forgets the photo (the cat of the preview is
@@ -112,9 +111,67 @@ class PhotoFolder:
         return torch.stack([self.crop(size) for _ in range(n)])
 
 
+@dataclass
+class _Plan:
+    """A checked training run: where it writes, its data, the painting, the losses and the taps."""
+
+    out: Path
+    init_file: Path | None
+    preview_out: Path
+    preview: Image.Image | None
+    data: PhotoFolder
+    painting: Image.Image
+    painting_name: str
+    digest: str
+    weights: dict[str, float]
+    style_loss: str
+    style_size: int
+    style_taps: dict[str, float]
+    content_taps: dict[str, float]
+
+
 def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str | os.PathLike,
           events: Run) -> StyleModel:
     """Train (or fine-tune, or resume) a style network; the model file at ``output`` is the checkpoint."""
+    plan = _plan(style, s, output)  # 1. every check, before any work
+    torch.manual_seed(s.seed)
+    net, train_state = _network(plan, s)  # 2. the network: resumed, fine-tuned from a trained one, or new
+    session = Session.open(s, [*plan.style_taps, *plan.content_taps])  # 3. device, precision, backbone
+    session.govern(events)
+    device = session.device
+    extractor = session.backbone.extractor([*plan.style_taps, *plan.content_taps], pad=EDGE_PAD)
+    _check_memory(extractor, net, plan.painting, s, plan.style_size, device)
+    net = net.to(device).train().requires_grad_(True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)  # 4. the optimizer and the data, where they were
+    if train_state.get("optimizer"):
+        optimizer.load_state_dict(train_state["optimizer"])
+    done = int(train_state.get("step", 0))
+    if "data_rng" in train_state:
+        plan.data.rng.setstate(_as_tuples(train_state["data_rng"]))
+        plan.data.skip(Path(p) for p in train_state.get("unreadable", []))
+    events.expect(s.max_steps, done)
+    with torch.no_grad():  # 5. the objective: the painting's targets bound once
+        style_feats = extractor(resized_tensor(plan.painting, plan.style_size, device))
+    content_term = ContentLoss(plan.content_taps, {t: style_feats[t] for t in plan.content_taps})  # re-bound
+    objective = Objective([(content_term, plan.weights["content_weight"]),  # per batch
+                           (StyleLoss(plan.style_taps, [style_feats], [1.0], plan.style_loss),
+                            plan.weights["style_weight"]),
+                           (TVLoss(), plan.weights["tv_weight"])])
+    meta = {"name": plan.out.stem, "style": plan.painting_name, "style_digest": plan.digest,
+            **header("train", **as_params(s, **plan.weights, style_loss=plan.style_loss, style_size=plan.style_size,
+                                          arch=net.arch, precision=session.precision))}
+    _loop(plan, s, net, optimizer, extractor, content_term, objective, meta, train_state, done, events)  # 6.
+    if plan.data.bad:
+        import warnings
+
+        warnings.warn(f"skipped {len(plan.data.bad)} unreadable image file(s) in the data folder", stacklevel=2)
+    model = StyleModel(net.eval().requires_grad_(False), meta, plan.out)
+    events.finish(None, plan.out, model.meta)
+    return model
+
+
+def _plan(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str | os.PathLike) -> _Plan:
+    """Check the output, the inputs and the settings, and load the painting and the data folder."""
     out = Path(output)
     if out.suffix.lower() != ".pt" or _is_dir(out):
         raise UserError(f"the model file '{output}' must be a file name ending in .pt")
@@ -132,7 +189,6 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     check_weights_file(s.weights)
     data = PhotoFolder(s.data, s.seed)
     painting, painting_name = as_image(style, "style")
-    digest = painting_digest(painting)
     spec = get_spec(s.model)
     # stylize's defaults, unless the network keeps other ones for training (``defaults["train"]``: Lite0
     # trains on the taps and weights its bundled styles were trained with)
@@ -140,18 +196,21 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     knobs["content_weight"] = knobs["content_weight"] * CONTENT_BOOST
     weights = {k: float(knobs[k] if getattr(s, k) is None else getattr(s, k))
                for k in ("content_weight", "style_weight", "tv_weight")}
-    style_loss = str(knobs["style_loss"] if s.style_loss is None else s.style_loss)
-    style_size = s.style_size or 2 * s.size
     style_taps = dict(knobs.get("style_taps", spec.style_taps))
     content_taps = dict(knobs.get("content_taps", spec.content_taps))
     need = min_side(spec, [*style_taps, *content_taps])
     if s.size < need:
         raise SettingError("size", f"is {s.size} px, too small for {s.model}, whose taps need at least {need} px")
     preview = as_image(s.preview, "preview")[0] if s.preview is not None else None
+    return _Plan(out, init_file, preview_out, preview, data, painting, painting_name, painting_digest(painting),
+                 weights, str(knobs["style_loss"] if s.style_loss is None else s.style_loss),
+                 s.style_size or 2 * s.size, style_taps, content_taps)
 
-    # The network to train: resumed, fine-tuned from a trained one, or new.
-    torch.manual_seed(s.seed)
-    train_state: dict[str, Any] = {}
+
+def _network(plan: _Plan, s: TrainSettings) -> tuple[TransformerNet, dict[str, Any]]:
+    """The network to train and its training state: resumed from the checkpoint, fine-tuned from a trained
+    model, or new; its architecture must be the one asked for."""
+    out, train_state = plan.out, {}
     if s.resume:
         if not _exists(out):
             raise SettingError("resume", f"found no checkpoint at '{out}'; leave out resume to start a new run")
@@ -160,46 +219,23 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
         if not train_state:
             raise SettingError("resume", f"'{out}' is a finished model with no training state; use "
                                "init to fine-tune it instead")
-        _check_same_run(out, loaded.meta, painting_name, digest, s)
-    elif init_file is not None:
-        net = load_model(init_file).net
+        _check_same_run(out, loaded.meta, plan.painting_name, plan.digest, s)
+    elif plan.init_file is not None:
+        net = load_model(plan.init_file).net
     else:
         net = TransformerNet(s.arch or "small")
-    arch = net.arch
-    if s.arch is not None and s.arch != arch:
+    if s.arch is not None and s.arch != net.arch:
         source = f"the checkpoint '{out}'" if s.resume else f"the init model '{s.init}'"
-        raise SettingError("arch", f"is {s.arch}, but {source} is a {arch} network; leave out {{arch}} (it follows "
-                           f"the model), or give {{arch}} {arch}")
-    device = resolve_device(s.device)
-    precision = network_precision(s.precision, device, s.model, s.weights, [*style_taps, *content_taps])
-    if device.type == "cpu":
-        prepare_cpu()
-        govern(events)
-    backbone = get_backbone(s.model, s.weights, device, precision, "max")
-    refuse_non_finite(backbone, s.weights)
-    extractor = backbone.extractor([*style_taps, *content_taps], pad=EDGE_PAD)
-    _check_memory(extractor, net, painting, s, style_size, device)
-    net = net.to(device).train().requires_grad_(True)
-    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
-    if train_state.get("optimizer"):
-        optimizer.load_state_dict(train_state["optimizer"])
-    done = int(train_state.get("step", 0))
-    if "data_rng" in train_state:
-        data.rng.setstate(_as_tuples(train_state["data_rng"]))
-        data.skip(Path(p) for p in train_state.get("unreadable", []))
-    events.total = s.max_steps
-    events.done = done
+        raise SettingError("arch", f"is {s.arch}, but {source} is a {net.arch} network; leave out {{arch}} (it "
+                           f"follows the model), or give {{arch}} {net.arch}")
+    return net, train_state
 
-    with torch.no_grad():
-        style_feats = extractor(resized_tensor(painting, style_size, device))
-    content_term = ContentLoss(content_taps, {t: style_feats[t] for t in content_taps})  # re-bound per batch
-    objective = Objective([(content_term, weights["content_weight"]),
-                           (StyleLoss(style_taps, [style_feats], [1.0], style_loss), weights["style_weight"]),
-                           (TVLoss(), weights["tv_weight"])])
-    meta = {"name": out.stem, "style": painting_name, "style_digest": digest, "command": "train",
-            **as_params(s, **weights, style_loss=style_loss, style_size=style_size, arch=arch, precision=precision),
-            "dreamstyle": __version__}
-    started = time.perf_counter()
+
+def _loop(plan: _Plan, s: TrainSettings, net: TransformerNet, optimizer: torch.optim.Optimizer,
+          extractor: Any, content_term: ContentLoss, objective: Objective, meta: dict[str, Any],
+          train_state: dict[str, Any], done: int, events: Run) -> None:
+    """The training steps from ``done``, with a checkpoint every ``checkpoint_every`` steps and on Ctrl-C."""
+    device, data, started = next(net.parameters()).device, plan.data, time.perf_counter()
 
     def checkpoint(step: int, final: bool = False) -> None:
         was_training = net.training
@@ -208,14 +244,14 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
                                     # so that a resumed run draws exactly the crops the whole run would have
                                     "data_rng": data.rng.getstate(), "unreadable": sorted(map(str, data.bad))}
         meta.update(steps=step, seconds=round(time.perf_counter() - started, 1) + float(train_state.get("seconds", 0)))
-        save_model(net, out, meta, train=None if state is None else {**state, "seconds": meta["seconds"]})
-        if preview is not None:
-            save_image(_stylized(net, preview, device), preview_out, meta)
+        save_model(net, plan.out, meta, train=None if state is None else {**state, "seconds": meta["seconds"]})
+        if plan.preview is not None:
+            save_image(_stylized(net, plan.preview, device), plan.preview_out, meta)
         net.train(was_training)
 
     def keep() -> tuple[StyleModel, Path]:
         checkpoint(events.done)
-        return StyleModel(net.eval(), meta, out), out
+        return StyleModel(net.eval(), meta, plan.out), plan.out
 
     with guarded(events, keep):
         seen, clock = 0, time.perf_counter()
@@ -230,18 +266,11 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
             optimizer.step()
             seen += s.batch_size
             rate = seen / max(time.perf_counter() - clock, 1e-9)
-            events.step(f"{arch}", float(loss.detach()), {**parts, "img/s": rate},
-                        preview=_preview_fn(net, preview, batch, device))
+            events.step(f"{net.arch}", float(loss.detach()), {**parts, "img/s": rate},
+                        preview=_preview_fn(net, plan.preview, batch, device))
             if step % s.checkpoint_every == 0 and step < s.max_steps:
                 checkpoint(step)
         checkpoint(s.max_steps, final=True)
-    if data.bad:
-        import warnings
-
-        warnings.warn(f"skipped {len(data.bad)} unreadable image file(s) in the data folder", stacklevel=2)
-    model = StyleModel(net.eval().requires_grad_(False), meta, out)
-    events.finish(None, out, model.meta)
-    return model
 
 
 def painting_digest(painting: Image.Image) -> str:

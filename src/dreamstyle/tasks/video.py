@@ -26,14 +26,12 @@ import math
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
-from .. import __version__
 from ..animation import TEMP_PREFIX, TEMP_SUFFIX, AnimationWriter, check_animation_path
 from ..errors import DreamstyleError, RunError, SettingError, UserError
 from ..events import Child, Run, deferred_signals, guarded
@@ -42,6 +40,7 @@ from ..images import (
     array_from_image,
     atomic_path,
     check_output_folder,
+    header,
     image_from_array,
     load_image,
     refuse_output_over_inputs,
@@ -107,12 +106,12 @@ def video(source: str | os.PathLike, output: str | os.PathLike, s: VideoSettings
         _check_memory(frames)
         framer = _framer(s, mode_settings, weight, frame_steps, first_frame)
     first_frame()
-    params = {"dreamstyle": __version__, "command": "video", "source": str(source),
+    params = {**header("video", source=str(source)),
               **as_params(s, temporal_weight=weight, frame_iterations=frame_steps), **framer.params,
               "frames": frames.count, "fps": float(frames.rate)}
     work = work_folder(out)
     _claim(work, params)
-    events.total = framer.first_steps + (frames.count - 1) * framer.next_steps
+    events.expect(framer.first_steps + (frames.count - 1) * framer.next_steps)
     audio = (str(source), s.start, s.end) if frames.kind == "video" else None
     last: list[Image.Image] = []  # the last finished frame
     writers: list[_Output] = []
@@ -394,8 +393,7 @@ class _Stylize:
     def first(self, photo: np.ndarray, events: Run) -> np.ndarray:
         from . import stylize
 
-        p = replace(self.prepared, content=image_from_array(photo), params=dict(self.prepared.params))
-        return array_from_image(stylize.run(p, events))
+        return array_from_image(stylize.run(self.prepared, events, content=image_from_array(photo)))
 
     def next(self, index: int, photo: np.ndarray, last: tuple[np.ndarray, np.ndarray], back: np.ndarray,
              mask: np.ndarray, events: Run) -> np.ndarray:
@@ -412,11 +410,9 @@ class _Stylize:
         # hidden before, say, an arm raised: the warp would smear the old picture across it)
         start = np.where(mask[..., None], warped, photo)
         size = max(photo.shape[:2])
-        p = replace(p0, content=image_from_array(photo), init_image=image_from_array(start),
-                    settings=replace(p0.settings, init="previous frame", pyramid=False), sizes=[size],
-                    steps=[self.frame_steps], extra_terms=[(TemporalLoss(target, trust), self.weight)],
-                    params=dict(p0.params))
-        return array_from_image(stylize.run(p, events))
+        return array_from_image(stylize.run(p0, events, content=image_from_array(photo), init=image_from_array(start),
+                                            extra_terms=[(TemporalLoss(target, trust), self.weight)],
+                                            schedule=([size], [self.frame_steps])))
 
 
 class _Dream:

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from .settings import PRESERVE_COLOR  # noqa: F401 (re-exported)
+from .options import RGB_TO_YIQ
 
-# NTSC YIQ; rows give Y, I, Q from RGB.
-_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]])
+_RGB_TO_YIQ = torch.tensor(RGB_TO_YIQ)
 
 
 def _apply(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Device and precision choices shared by every front end."""
+"""Resolving the device and the precision, and autocast: torch's side of the runtime."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import contextlib
 
 import torch
 
-from .errors import SettingError, check_choice
-from .settings import DEVICES, PRECISIONS
+from ..errors import SettingError, check_choice
+from .options import DEVICES, PRECISIONS
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -43,21 +43,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     return precision
-
-
-def network_precision(precision: str, device: torch.device, model: str, weights: object,
-                      taps: list[str]) -> str:
-    """What ``precision`` means for this network here: as given, or for ``auto`` bf16 on CUDA GPUs that
-    support it, and on CPU whatever a one-time measurement on this processor found faster at an equal
-    loss (see calibrate.py)."""
-    check_precision(precision)
-    if precision != "auto" or device.type != "cpu":
-        return resolve_precision(precision, device)
-    from .backbones import get_backbone
-    from .calibrate import cpu_precision
-
-    return cpu_precision(model, None if weights is None else str(weights),
-                         lambda: get_backbone(model, weights, device, "fp32").extractor(taps))
 
 
 def defer_dynamo() -> None:
