@@ -81,3 +81,52 @@ def test_self_similarity_targets_re_bind() -> None:
     loss.bind(b)
     assert float(loss(b, torch.zeros(1))) == pytest.approx(0.0, abs=1e-6)
     assert float(loss(a, torch.zeros(1))) > 0.1
+
+
+def test_every_optimization_loop_stops_on_a_non_finite_loss_in_one_line() -> None:
+    """Image optimization, Deep Dream's ascent, explore and training all check through check_finite."""
+    import math
+
+    import pytest
+    import torch
+
+    from dreamstyle.errors import RunError
+    from dreamstyle.optimize.ascent import ascend
+    from dreamstyle.optimize.loop import check_finite, optimize_image
+
+    assert check_finite(1.5, 1) == 1.5
+    with pytest.raises(RunError, match="at step 3; lower --lr"):
+        check_finite(math.inf, 3)
+    image = torch.rand(1, 3, 16, 16)
+    with pytest.raises(RunError, match="became nan at step 1; lower --step-size"):
+        ascend(image, lambda x: x.sum() * math.nan, 2, jitter=0)
+    with pytest.raises(RunError, match="became nan at step 1"):
+        optimize_image(image, lambda x: (x.sum() * math.nan, {}), 2)
+
+
+def test_loss_terms_are_modules_whose_targets_re_bind_without_rebuilding() -> None:
+    """A style term bound to other paintings' features scores exactly as one built on them; so do the
+    content and dream terms (stylize re-binds them at each pyramid level)."""
+    import torch
+    from torch import nn
+
+    from dreamstyle.objectives import ContentLoss, StyleLoss, TVLoss
+    from dreamstyle.objectives.dream import DreamLoss, DreamTarget
+
+    torch.manual_seed(0)
+    a, b = ({"x": torch.rand(1, 4, 8, 8), "y": torch.rand(1, 6, 4, 4)} for _ in range(2))
+    out = {"x": torch.rand(1, 4, 8, 8), "y": torch.rand(1, 6, 4, 4)}
+    image = torch.rand(1, 3, 8, 8)
+    for kind in ("gram", "meancov", "meanstd"):
+        rebound = StyleLoss({"x": 1.0, "y": 0.5}, [a], kind=kind)
+        rebound(out, image)  # fills its caches, which bind must drop
+        rebound.bind([b])
+        assert torch.equal(rebound(out, image), StyleLoss({"x": 1.0, "y": 0.5}, [b], kind=kind)(out, image))
+    content = ContentLoss({"x": 1.0}, a)
+    content.bind(b)
+    assert torch.equal(content(out, image), ContentLoss({"x": 1.0}, b)(out, image))
+    target = [DreamTarget("y", weight=1.0)]
+    dream = DreamLoss(target, reference=a)
+    dream.bind(b)
+    assert torch.equal(dream(out, image), DreamLoss(target, reference=b)(out, image))
+    assert all(isinstance(term, nn.Module) for term in (content, dream, TVLoss(), rebound))

@@ -419,29 +419,46 @@ def parse_taps(spec: Any, name: str = "style_layers") -> dict[str, float] | None
     return {tap: float(weight) for tap, weight in items}
 
 
-def parse_text(cls: type, name: str, text: str) -> Any:
-    """One value of setting ``name`` from text, as ``sheet --sweep`` and forms give it (list kinds: one item)."""
-    o = next((o for f, o in options(cls) if f.name == name), None)
-    if o is None:
-        raise UserError(f"unknown setting '{name}'")
+_EXPECTED = {"int": "a whole number", "float": "a number", "floats": "a number", "bool": "on or off",
+             "channels": "channel numbers >= 0 such as 0,5,12"}
+
+
+def parse_kind(kind: str, text: str) -> Any:
+    """One value of a setting's ``kind`` from text: the command line's arguments and ``sheet --sweep``'s items
+    are all parsed here (a kind with no parsing stays text). A ValueError says what was expected."""
     text = text.strip()
     try:
-        if o.kind == "int":
+        if kind == "int":
             return int(text)
-        if o.kind == "float":
+        if kind in ("float", "floats"):
             return float(text)
-        if o.kind == "bool":
+        if kind == "bool":
             if text.lower() in ("on", "true", "yes", "1"):
                 return True
             if text.lower() in ("off", "false", "no", "0"):
                 return False
             raise ValueError(text)
-        if o.many:
-            return [text]
-        return text
+        if kind == "channels":
+            channels = [int(c) for c in text.split(",") if c.strip()]
+            if not channels or min(channels) < 0:
+                raise ValueError(text)
+            return channels
     except ValueError:
-        expected = {"int": "a whole number", "float": "a number", "bool": "on or off"}[o.kind]
-        raise SettingError(name, f"must be {expected}, got '{text}'") from None
+        raise ValueError(f"{_EXPECTED[kind]}, got '{text}'") from None
+    return text
+
+
+def parse_text(cls: type, name: str, text: str) -> Any:
+    """One value of setting ``name`` from text, as ``sheet --sweep`` gives it (list kinds: one item)."""
+    o = next((o for f, o in options(cls) if f.name == name), None)
+    if o is None:
+        raise UserError(f"unknown setting '{name}'")
+    if o.many:
+        return [text.strip()]
+    try:
+        return parse_kind(o.kind, text)
+    except ValueError as exc:
+        raise SettingError(name, f"must be {exc}") from None
 
 
 def describe(cls: type) -> list[dict[str, Any]]:
@@ -513,7 +530,7 @@ def split(values: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
 __all__ = ["Opt", "NetworkSettings", "StylizeSettings", "DreamSettings", "ZoomSettings", "ExploreSettings",
            "TrainSettings", "ApplySettings", "ExportSettings", "VideoSettings", "VIDEO_MODES",
            "COMMANDS", "options", "flag_of", "make", "check", "check_value", "parse_taps", "describe",
-           "parse_text", "sweepable", "as_params", "signature_of", "split",
+           "parse_text", "parse_kind", "sweepable", "as_params", "signature_of", "split",
            # the option lists, from their domains
            "DEVICES", "PRECISIONS", "STYLE_LOSSES", "SMOOTHING", "POOLINGS", "PRESERVE_COLOR", "OPTIMIZERS", "INITS",
            "DREAM_OBJECTIVES"]

@@ -20,6 +20,7 @@ from ..settings import (
     check_value,
     flag_of,
     options,
+    parse_kind,
 )
 from ..version import __version__
 
@@ -31,37 +32,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+def _kind(kind: str) -> Callable[[str], Any]:
+    """An argparse type for a setting's kind: :func:`settings.parse_kind`, its complaint as argparse's."""
+    def parse(text: str) -> Any:
+        try:
+            return parse_kind(kind, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected {exc}") from None
+    return parse
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-
-
-def _onoff(text: str) -> bool:
-    if text in ("on", "off"):
-        return text == "on"
-    raise argparse.ArgumentTypeError(f"expected on or off, got '{text}'")
-
-
-def _channels(text: str) -> list[int]:
-    try:
-        channels = [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected channel numbers such as 0,5,12, got '{text}'") from None
-    if not channels or min(channels) < 0:
-        raise argparse.ArgumentTypeError(f"expected channel numbers >= 0 such as 0,5,12, got '{text}'")
-    return channels
-
-
-_TYPES: dict[str, Callable[[str], Any]] = {"int": _int, "float": _number, "floats": _number, "channels": _channels}
+_TYPES: dict[str, Callable[[str], Any]] = {kind: _kind(kind) for kind in ("int", "float", "floats", "channels")}
+_int, _onoff = _kind("int"), _kind("bool")
 
 
 def _checked(name: str, o: Opt) -> Callable[[str], Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from torch import nn
 
 EPS = 1e-8
 
@@ -19,8 +22,10 @@ def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((x - target).pow(2).mean(dim=dims) / (target.pow(2).mean(dim=dims) + EPS)).mean()
 
 
-class Term:
-    """A loss term. ``taps`` maps the tap names it reads to their weights (empty if it reads pixels).
+class Term(nn.Module):
+    """A loss term, as a module: ``term(features, image)`` is its loss. ``taps`` maps the tap names it reads to
+    their weights (empty if it reads pixels). ``bind(...)`` re-binds its targets (the content's features
+    for another photo or batch, the paintings' at another pyramid level) without rebuilding it.
 
     Terms work on batches: (N, C, H, W) features give the mean of the N items' losses.
     """
@@ -28,7 +33,10 @@ class Term:
     name: str = "term"
     taps: dict[str, float] = {}
 
-    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+    def bind(self, *targets: Any, **options: Any) -> None:
+        """Re-bind the targets; a term without targets (total variation) has nothing to bind."""
+
+    def forward(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
 

@@ -11,6 +11,7 @@ class ContentLoss(Term):
     name = "content"
 
     def __init__(self, taps: dict[str, float], target_feats: dict[str, torch.Tensor]) -> None:
+        super().__init__()
         self.taps = dict(taps)
         self.bind(target_feats)
 
@@ -18,7 +19,7 @@ class ContentLoss(Term):
         """Re-bind the targets: one per batch item (as when training on batches) or one for all."""
         self.targets = {t: target_feats[t].detach() for t in self.taps}
 
-    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         total = torch.zeros((), device=next(iter(feats.values())).device)
         for t, w in self.taps.items():
             total = total + w * relative_mse(feats[t], self.targets[t])

@@ -153,12 +153,17 @@ class DreamLoss(Term):
             raise ValueError(f"unknown dream objective {objective!r}")
         if any(t.select is not None for t in targets):
             raise ValueError("resolve 'strongest'/'weakest' channels first (resolve_channels)")
+        super().__init__()
         self.targets, self.objective, self.guides = targets, objective, guides or {}
         self.taps = {t.tap: t.weight for t in targets}
-        self.scale = [1.0] * len(targets)
+        self.bind(reference)
+
+    def bind(self, reference: dict[str, torch.Tensor] | None = None) -> None:
+        """Measure each target relative to its activation on ``reference`` (None: absolute)."""
+        self.scale = [1.0] * len(self.targets)
         if reference is not None:
             with torch.no_grad():
-                self.scale = [1.0 / (self._measure(t, reference).abs().item() + EPS) for t in targets]
+                self.scale = [1.0 / (self._measure(t, reference).abs().item() + EPS) for t in self.targets]
 
     def _measure(self, t: DreamTarget, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         feat = feats[t.tap]
@@ -169,7 +174,7 @@ class DreamLoss(Term):
             return guide_match(feat, guide)
         return activation(feat, t.channels, self.objective)
 
-    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         total = image.new_zeros(())
         for t, s in zip(self.targets, self.scale):
             total = total - t.weight * s * self._measure(t, feats)

@@ -48,6 +48,7 @@ class SelfSimilarityLoss(Term):
 
     def __init__(self, taps: dict[str, float], target_feats: dict[str, torch.Tensor],
                  samples: int = SAMPLES) -> None:
+        super().__init__()
         self.taps = dict(taps)
         self.samples = samples
         self.bind(target_feats)
@@ -61,7 +62,7 @@ class SelfSimilarityLoss(Term):
             self.idx[tap] = _positions(h, w, self.samples, feat.device)
             self.targets[tap] = distance_matrix(feat, self.idx[tap])
 
-    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         total = image.new_zeros(())
         for tap, w in self.taps.items():
             d = distance_matrix(feats[tap].float(), self.idx[tap])

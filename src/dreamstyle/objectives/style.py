@@ -126,14 +126,20 @@ class StyleLoss(Term):
             raise ValueError(f"unknown style loss {kind!r}")
         if smoothing not in SMOOTHING:
             raise ValueError(f"unknown smoothing {smoothing!r}")
+        super().__init__()
         self.kind = kind
         # SWAG smooths the deep taps, where residual networks peak; the shallow ones carry the texture.
         deep = set(list(taps)[-2:])
         self.smoothing = {t: smoothing if t in deep else "none" for t in taps}
         self.taps = {t: w * (SCALE_WEIGHT if self.smoothing[t] == "scale" else 1.0) for t, w in taps.items()}
         self.blend = list(blend or [1.0] * len(style_feats))
+        self.bind(style_feats, masks)
+
+    def bind(self, style_feats: list[dict[str, torch.Tensor]],
+             masks: list[torch.Tensor] | None = None) -> None:
+        """The paintings' statistics (and their masks over the output) at this size: the targets."""
         self.masks = masks
-        stats = {t: [_statistic(kind, smooth(f[t], self.smoothing[t]).detach()) for f in style_feats]
+        stats = {t: [_statistic(self.kind, smooth(f[t], self.smoothing[t]).detach()) for f in style_feats]
                  for t in self.taps}
         if masks is None:
             self.targets = {t: [_blend(s, self.blend)] for t, s in stats.items()}
@@ -152,7 +158,7 @@ class StyleLoss(Term):
                                          for m in self.masks]
         return self._resized_masks[size]
 
-    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         total: Any = 0.0
         weights = [1.0] if self.masks is None else [b / sum(self.blend) for b in self.blend]
         for tap, w in self.taps.items():

@@ -15,9 +15,14 @@ class TemporalLoss(Term):
     name = "temporal"
 
     def __init__(self, target: torch.Tensor, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.bind(target, mask)
+
+    def bind(self, target: torch.Tensor, mask: torch.Tensor) -> None:
+        """The next frame's warped previous result and its trust mask."""
         self.target, self.mask = target, mask
 
-    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         if image.shape[-2:] != self.target.shape[-2:]:
             raise ValueError(f"the temporal target is {tuple(self.target.shape[-2:])}, the image "
                              f"{tuple(image.shape[-2:])}: they must match")

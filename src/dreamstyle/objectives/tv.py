@@ -10,7 +10,7 @@ from .base import Term
 class TVLoss(Term):
     name = "tv"
 
-    def __call__(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         total = image.new_zeros(())
         if image.shape[-1] > 1:  # a 1-px wide or high image has no neighbours that way
             total = total + (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean()

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .loop import check_finite
+
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # image tile (1, 3, h, w) -> scalar to maximize
 StepFn = Callable[[int, float], None]
 
@@ -80,6 +82,8 @@ def ascend(image: torch.Tensor, score_fn: ScoreFn, steps: int, step_size: float 
         dy, dx = (torch.randint(-reach, reach + 1, (2,), generator=generator).tolist() if reach > 0 else (0, 0))
         rolled = torch.roll(image, shifts=(dy, dx), dims=(-2, -1))
         grad, score = tiled_gradient(rolled, score_fn, tile)
+        check_finite(score, step, "lower --step-size or the targets' weights (with --precision bf16/fp16, "
+                     "also try fp32)")
         grad = torch.roll(grad, shifts=(-dy, -dx), dims=(-2, -1))
         if laplacian > 1:
             grad = laplacian_normalize(grad, laplacian)

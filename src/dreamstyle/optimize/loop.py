@@ -37,6 +37,17 @@ def check_settings(name: str, lr: float | None = None, average: float = 0.0) -> 
     return lr
 
 
+LOSS_FIX = "lower --lr or the loss weights (with --precision bf16/fp16, also try fp32)"
+
+
+def check_finite(value: float, step: int, fix: str = LOSS_FIX) -> float:
+    """``value`` (a loss or a score), or a one-line RunError naming the step when it is NaN or infinite. Every
+    optimization loop checks here: image optimization, Deep Dream's ascent, explore and training."""
+    if not math.isfinite(value):
+        raise RunError(f"the loss became {value} at step {step}; {fix}")
+    return value
+
+
 def make_optimizer(name: str, params: list[torch.Tensor], lr: float | None = None) -> torch.optim.Optimizer:
     lr = check_settings(name, lr)
     if name == "lbfgs":
@@ -64,10 +75,7 @@ def optimize_image(init: torch.Tensor, loss_fn: LossFn, iterations: int, optimiz
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         loss, parts = loss_fn(image)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise RunError(f"the loss became {value} at step {best.iterations + 1}; lower --lr or the loss "
-                           "weights (with --precision bf16/fp16, also try fp32)")
+        value = check_finite(float(loss.detach()), best.iterations + 1)
         loss.backward()
         if value < best.loss:
             best.loss, best.image = value, image.detach().clamp(0, 1).clone()

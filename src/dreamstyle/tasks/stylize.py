@@ -155,6 +155,7 @@ class _Level:
     styles: list[torch.Tensor]
     objective: Objective
     dream_targets: list[DreamTarget]
+    terms: list[tuple[Term, float]]  # content, style, tv (and dream): re-bound at the next level
 
 
 def run(p: Prepared, events: Run, *, content: Image.Image | None = None, init: Image.Image | None = None,
@@ -184,13 +185,13 @@ def run(p: Prepared, events: Run, *, content: Image.Image | None = None, init: I
         events.subscribe(_saver(p.output, params), s.save_every)
     p.session.govern(events)
     with guarded(events, keep):
-        dream_targets, loss = p.dream_targets, math.inf
+        dream_targets, loss, terms = p.dream_targets, math.inf, None
         for level_size, level_steps in zip(sizes, steps):
-            first = state["current"] is None
-            level = _level(p, photo, level_size, dream_targets, first, [*p.extra_terms, *extra_terms])
-            if first and dream_targets:  # channels chosen once, on the content, and kept through the levels
+            level = _level(p, photo, level_size, dream_targets, terms, [*p.extra_terms, *extra_terms])
+            if terms is None and dream_targets:  # channels chosen once, on the content, kept through the levels
                 dream_targets = level.dream_targets
                 params["dream"] = [str(t) for t in dream_targets]
+            terms = level.terms
             state["current"] = _level_start(p, level, state["current"], init)
             state["finish"] = _finisher(s.preserve_color, level.content)
             state["current"], loss = _optimize_level(p, level, state, level_steps, events)
@@ -202,10 +203,11 @@ def run(p: Prepared, events: Run, *, content: Image.Image | None = None, init: I
     return image
 
 
-def _level(p: Prepared, photo: Image.Image, size: int, dream_targets: list[DreamTarget], first: bool,
-           extra_terms: list[tuple[Term, float]]) -> _Level:
-    """The photo and the paintings at this level's size, their features, and the objective there (on the
-    ``first`` level the dream targets' channels are chosen on the photo)."""
+def _level(p: Prepared, photo: Image.Image, size: int, dream_targets: list[DreamTarget],
+           terms: list[tuple[Term, float]] | None, extra_terms: list[tuple[Term, float]]) -> _Level:
+    """The photo and the paintings at this level's size, their features, and the objective there: the
+    ``terms`` of the level below re-bound to these targets, or on the first level (None) new terms, with
+    the dream targets' channels chosen on the photo."""
     s, dev = p.settings, p.device
     content_t = resized_tensor(photo, size, dev)
     h, w = content_t.shape[-2:]
@@ -220,17 +222,22 @@ def _level(p: Prepared, photo: Image.Image, size: int, dream_targets: list[Dream
         content_feats = p.extractor(seen_content)
         style_feats = [p.extractor(x) for x in style_ts]
     masks = None if p.masks is None else [_mask_tensor(m, w, h, dev, p.extractor.margin(h, w)) for m in p.masks]
-    terms: list[tuple[Term, float]] = [
-        (ContentLoss(p.content_taps, content_feats), p.weights["content_weight"]),
-        (StyleLoss(p.style_taps, style_feats, p.blend, p.style_loss, masks, p.smooth), p.weights["style_weight"]),
-        (TVLoss(), p.weights["tv_weight"]),
-    ]
-    if dream_targets:
-        if first:
+    if terms is None:
+        terms = [(ContentLoss(p.content_taps, content_feats), p.weights["content_weight"]),
+                 (StyleLoss(p.style_taps, style_feats, p.blend, p.style_loss, masks, p.smooth),
+                  p.weights["style_weight"]),
+                 (TVLoss(), p.weights["tv_weight"])]
+        if dream_targets:
             dream_targets = resolve_channels(dream_targets, content_feats)
-        # measured relative to the content's own activation, so a weight means the same at every level
-        terms.append((DreamLoss(dream_targets, reference=content_feats), DREAM_SCALE))
-    return _Level(content_t, seen_content, style_ts, Objective([*terms, *extra_terms]), dream_targets)
+            # measured relative to the content's own activation, so a weight means the same at every level
+            terms.append((DreamLoss(dream_targets, reference=content_feats), DREAM_SCALE))
+    else:
+        for term, _ in terms:
+            if isinstance(term, StyleLoss):
+                term.bind(style_feats, masks)
+            elif isinstance(term, (ContentLoss, DreamLoss)):
+                term.bind(content_feats)
+    return _Level(content_t, seen_content, style_ts, Objective([*terms, *extra_terms]), dream_targets, terms)
 
 
 def _level_start(p: Prepared, level: _Level, current: torch.Tensor | None, init: Image.Image | None) -> torch.Tensor:

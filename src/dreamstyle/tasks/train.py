@@ -39,6 +39,7 @@ from ..images import (
     to_tensor,
 )
 from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss, loss_defaults
+from ..optimize.loop import check_finite
 from ..optimize.memory import (
     BASE_BYTES,
     BYTES_PER_ACTIVATION,
@@ -261,6 +262,7 @@ def _loop(plan: _Plan, s: TrainSettings, net: TransformerNet, optimizer: torch.o
                 content_term.bind(extractor(batch))
             result = net(batch)
             loss, parts = objective(extractor(result), result)
+            check_finite(float(loss.detach()), step)  # before the step, so the checkpoint stays healthy
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
