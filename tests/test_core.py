@@ -368,6 +368,20 @@ def test_stylize_task_has_prepare_then_run():
     assert callable(stylize_task.prepare) and callable(stylize_task.run)
 
 
+def test_a_stylize_takes_each_input_image_in_once(image_files, monkeypatch):
+    """The photo and the painting are loaded once, as pictures that the checks and the levels are handed."""
+    from dreamstyle import images
+
+    loaded = []
+    real = images.load_image
+    monkeypatch.setattr(images, "load_image", lambda path, *a, **k: loaded.append(str(path)) or real(path, *a, **k))
+    settings = S.make(S.StylizeSettings, {"size": 64, "iterations": 4})
+    p = stylize_task.prepare(image_files.content, image_files.style, settings)
+    stylize_task.run(p, dreamstyle.events.Run("stylize", 0))
+    assert sorted(loaded) == sorted([str(image_files.content), str(image_files.style)])
+    assert isinstance(p.content, images.Picture) and p.content.name == str(image_files.content)
+
+
 def test_one_prepared_stylize_serves_several_calls_and_is_not_changed(image_files):
     """run() leaves the prepared run as it was: the same call twice gives the same picture, and another
     photo, a given start and a one-level schedule (video's frames) are arguments, not edited settings."""

@@ -11,6 +11,7 @@ import stat
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +205,35 @@ def as_image(image: str | os.PathLike | Image.Image, what: str) -> tuple[Image.I
     if isinstance(image, Image.Image):
         return image.convert("RGB"), f"<{what} image>"
     return load_image(image), str(image)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An input image taken in once (decoded, upright, RGB) with the name its outputs record: a workflow
+    takes each input in with :func:`take_in` and hands the picture down, and the checks and the levels ask
+    it for what they need rather than reloading or re-measuring it."""
+
+    image: Image.Image
+    name: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def short_side(self, long_side: int) -> int:
+        """Its short side, in pixels, once its long side is ``long_side``."""
+        return short_side(self.image, long_side)
+
+    def tensor(self, long_side: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """A (1, 3, H, W) tensor in [0, 1] with its long side at ``long_side``."""
+        return resized_tensor(self.image, long_side, device)
+
+
+def take_in(image: str | os.PathLike | Image.Image | Picture, what: str) -> Picture:
+    """A path, a PIL image or a picture -> a picture (loaded and checked once; ``what`` names it in errors)."""
+    if isinstance(image, Picture):
+        return image
+    return Picture(*as_image(image, what))
 
 
 def resized_tensor(img: Image.Image, size: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -26,14 +26,14 @@ from ..color import combine_luminance, luminance_rgb, match_color, match_luminan
 from ..errors import SettingError, UserError
 from ..events import Event, Preview, Run, guarded
 from ..images import (
+    Picture,
     as_image,
     check_output_path,
     header,
     load_image,
     refuse_output_over_inputs,
-    resized_tensor,
     save_image,
-    short_side,
+    take_in,
     to_image,
     to_tensor,
 )
@@ -55,8 +55,8 @@ class Prepared:
     """A checked stylize run, ready to go: inputs loaded, defaults resolved, the network built."""
 
     settings: StylizeSettings
-    content: Image.Image
-    styles: list[Image.Image]
+    content: Picture
+    styles: list[Picture]
     blend: list[float]
     masks: list[Image.Image] | None
     init_image: Image.Image | None
@@ -124,23 +124,23 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
         if not exists:
             raise SettingError("init", f"must be one of {', '.join(INITS)} or an image file; '{s.init}' is neither")
         init_image = load_image(s.init)
-    content_img, content_name = as_image(content, "content")
-    style_imgs = [as_image(x, "style") for x in style_list]
-    masks = _load_masks(s.masks, content_img, len(style_list))
+    photo = take_in(content, "content")  # each input taken in once, then handed down
+    paintings = [take_in(x, "style") for x in style_list]
+    masks = _load_masks(s.masks, photo.image, len(style_list))
     sizes = pyramid_sizes(s.size, int(knobs["pyramid_start"])) if s.pyramid else [s.size]
     sizes = sizes[-iterations:]  # at least one step per level
-    _check_big_enough(content_img, [img for img, _ in style_imgs], sizes, s.style_scale, need, s.model)
+    _check_big_enough(photo, paintings, sizes, s.style_scale, need, s.model)
 
     session = Session.open(s, all_taps, s.pooling)
     device, precision = session.device, session.precision
     extractor = session.backbone.extractor(all_taps, pad=EDGE_PAD if s.edge_pad else 0)
-    _check_memory(extractor, content_img, [img for img, _ in style_imgs], s.size, s.style_scale, device, s.model)
+    _check_memory(extractor, photo, paintings, s.size, s.style_scale, device, s.model)
 
-    params = header("stylize", content=content_name, styles=[name for _, name in style_imgs],
+    params = header("stylize", content=photo.name, styles=[pic.name for pic in paintings],
                     **as_params(s, style_blend=blend, **weights, style_layers=style_taps, content_layers=content_taps,
                                 smooth=smooth, style_loss=style_loss, iterations=iterations, precision=precision,
                                 dream=[str(t) for t in dream_targets] or None))
-    return Prepared(s, content_img, [img for img, _ in style_imgs], blend, masks, init_image, style_taps,
+    return Prepared(s, photo, paintings, blend, masks, init_image, style_taps,
                     content_taps, dream_targets, weights, iterations, smooth, style_loss, session, extractor, out_path,
                     params, sizes, split_iterations(iterations, sizes, float(knobs["level_power"])))
 
@@ -170,7 +170,7 @@ def run(p: Prepared, events: Run, *, content: Image.Image | None = None, init: I
     """
     started = time.perf_counter()
     s = p.settings
-    photo = p.content if content is None else content
+    photo = p.content if content is None else take_in(content, "content")
     sizes, steps = (p.sizes, p.steps) if schedule is None else schedule
     params = dict(p.params)  # this call's parameters: the prepared ones, and what this run found
     events.expect(sum(steps))
@@ -178,7 +178,7 @@ def run(p: Prepared, events: Run, *, content: Image.Image | None = None, init: I
     state: dict[str, Any] = {"current": None, "finish": to_image}
 
     def keep() -> tuple[Image.Image, Path | None]:
-        image = state["finish"](state["current"]) if state["current"] is not None else photo
+        image = state["finish"](state["current"]) if state["current"] is not None else photo.image
         return keep_image(events, image, p.output, params, started)
 
     if s.save_every and p.output is not None:
@@ -203,16 +203,16 @@ def run(p: Prepared, events: Run, *, content: Image.Image | None = None, init: I
     return image
 
 
-def _level(p: Prepared, photo: Image.Image, size: int, dream_targets: list[DreamTarget],
+def _level(p: Prepared, photo: Picture, size: int, dream_targets: list[DreamTarget],
            terms: list[tuple[Term, float]] | None, extra_terms: list[tuple[Term, float]]) -> _Level:
     """The photo and the paintings at this level's size, their features, and the objective there: the
     ``terms`` of the level below re-bound to these targets, or on the first level (None) new terms, with
     the dream targets' channels chosen on the photo."""
     s, dev = p.settings, p.device
-    content_t = resized_tensor(photo, size, dev)
+    content_t = photo.tensor(size, dev)
     h, w = content_t.shape[-2:]
     seen_content = content_t
-    style_ts = [resized_tensor(img, max(1, round(size * s.style_scale)), dev) for img in p.styles]
+    style_ts = [painting.tensor(max(1, round(size * s.style_scale)), dev) for painting in p.styles]
     if s.preserve_color == "luminance":
         seen_content = luminance_rgb(content_t)
         style_ts = [match_luminance(x, content_t) for x in style_ts]
@@ -318,25 +318,25 @@ def _is_number(text: object) -> bool:
     return True
 
 
-def _check_big_enough(content: Image.Image, styles: list[Image.Image], sizes: list[int], style_scale: float,
+def _check_big_enough(content: Picture, styles: list[Picture], sizes: list[int], style_scale: float,
                       need: int, model: str) -> None:
     """Every image the network will see must reach the deepest tap used: refuse up front, in one line."""
     smallest = sizes[0]
-    if short_side(content, smallest) < need:
-        raise SettingError("size", f"gives an image of {short_side(content, smallest)} px on its short side at "
+    if content.short_side(smallest) < need:
+        raise SettingError("size", f"gives an image of {content.short_side(smallest)} px on its short side at "
                            f"{smallest} px, too small for {model}, whose taps need at least {need} px; "
                            "use a larger size")
-    for img in styles:
-        side = short_side(img, max(1, round(smallest * style_scale)))
+    for painting in styles:
+        side = painting.short_side(max(1, round(smallest * style_scale)))
         if side < need:
             raise SettingError("style_scale", f"makes a style image {side} px on its short side, too small for "
                                f"{model}, whose taps need at least {need} px; use a larger size or style_scale")
 
 
-def _check_memory(extractor: torch.nn.Module, content: Image.Image, styles: list[Image.Image], size: int,
+def _check_memory(extractor: torch.nn.Module, content: Picture, styles: list[Picture], size: int,
                   style_scale: float, device: torch.device, model: str) -> None:
     """Refuse up front, naming the largest size that fits, when the run would not fit in memory."""
-    check_fits(extractor, content, size, device, f"of {size} px with {model}", "a lighter {model}")
+    check_fits(extractor, content.image, size, device, f"of {size} px with {model}", "a lighter {model}")
 
     def scale_fix(side: int) -> str:  # the largest style side that fits, as a --style-scale
         scale = math.floor(side / size * 100) / 100
@@ -344,8 +344,8 @@ def _check_memory(extractor: torch.nn.Module, content: Image.Image, styles: list
             return "use a smaller {size}"
         return f"use {{style_scale}} {scale:g} or less, or a smaller {{size}}"
 
-    for img in styles:  # the style's features are taken without gradients, but at size x style_scale
-        check_fits(extractor, img, max(1, round(size * style_scale)), device,
+    for painting in styles:  # the style's features are taken without gradients, but at size x style_scale
+        check_fits(extractor, painting.image, max(1, round(size * style_scale)), device,
                    f"of {style_scale:g} at {{size}} {size}", "a smaller {size}", setting="style_scale",
                    backward=False, suggest=scale_fix)
 
