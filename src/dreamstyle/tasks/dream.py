@@ -22,6 +22,7 @@ from ..color import combine_luminance, match_color
 from ..errors import SettingError, UserError
 from ..events import Child, Run, guarded
 from ..images import (
+    Picture,
     as_image,
     check_output_path,
     header,
@@ -29,6 +30,7 @@ from ..images import (
     resized_tensor,
     save_image,
     short_side,
+    take_in,
     to_image,
     to_tensor,
 )
@@ -153,7 +155,7 @@ def octave_sizes(size: int, settings: DreamSettings) -> list[int]:
     return [max(32, round(size / settings.octave_scale ** k)) for k in range(settings.octaves - 1, -1, -1)]
 
 
-def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike | None = None,
+def dream(image: ImageLike | Picture, settings: DreamSettings, output: str | os.PathLike | None = None,
           events: Run | None = None, dreamer: Dreamer | None = None) -> Image.Image:
     """Deep Dream: amplify what the network sees in ``image`` at the target taps/channels.
 
@@ -169,7 +171,8 @@ def dream(image: ImageLike, settings: DreamSettings, output: str | os.PathLike |
     out_path = check_output_path(output) if output is not None else None
     if out_path is not None:
         refuse_output_over_inputs(out_path, [image, s.guide])
-    photo, name = as_image(image, "image")
+    picture = take_in(image, "image")  # taken in once: the zoom hands its picture (and its name) in here
+    photo, name = picture.image, picture.name
     size = max(photo.size) if s.size is None else s.size
     if size < 32:
         raise SettingError("size", f"must be at least 32 pixels, got {size}")
@@ -235,8 +238,8 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
     out_path = check_animation_path(output)
     refuse_output_over_inputs(out_path, [image, settings.guide])
     dreamer = Dreamer(settings)
-    photo, name = as_image(image, "image")
-    size = max(photo.size) if settings.size is None else settings.size
+    picture = take_in(image, "image")
+    size = max(picture.size) if settings.size is None else settings.size
     first_steps = len(octave_sizes(size, settings)) * settings.iterations
     events = events or Run("dream --zoom", 0)
     events.expect(first_steps + (zoom.frames - 1) * zoom.frame_iterations)
@@ -255,15 +258,15 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
     first_events = Child(events)
     with guarded(events, keep):
         try:
-            first = dream(photo, settings, events=first_events, dreamer=dreamer)
+            first = dream(picture, settings, events=first_events, dreamer=dreamer)
         except KeyboardInterrupt as exc:  # the first frame so far is a frame too
             kept = getattr(exc, "image", None)
             if kept is not None:
                 images.append(kept)
-                used.update(dreamer.params(name, size))
+                used.update(dreamer.params(picture.name, size))
             raise  # the zoom's guard writes the animation (and keeps what stopped the run: SIGTERM is 143)
         images.append(first)
-        used.update(first.info["dreamstyle"], image=name)  # the photo was passed on loaded: keep its name
+        used.update(first.info["dreamstyle"])
         generator = torch.Generator().manual_seed(settings.seed + 1)
         current = to_tensor(first).to(dreamer.device)
         loss = dreamer.loss_at(max(current.shape[-2:]))
