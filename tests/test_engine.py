@@ -130,3 +130,20 @@ def test_loss_terms_are_modules_whose_targets_re_bind_without_rebuilding() -> No
     dream.bind(b)
     assert torch.equal(dream(out, image), DreamLoss(target, reference=b)(out, image))
     assert all(isinstance(term, nn.Module) for term in (content, dream, TVLoss(), rebound))
+
+
+def test_text_is_parsed_by_kind_in_one_place() -> None:
+    """The command line's on/off is strict; sweeps also take true/false, yes/no and 1/0."""
+    import pytest
+
+    from dreamstyle.settings import parse_kind
+
+    assert parse_kind("onoff", "on") is True and parse_kind("onoff", "off") is False
+    with pytest.raises(ValueError, match="on or off, got 'yes'"):
+        parse_kind("onoff", "yes")
+    assert parse_kind("bool", "yes") is True and parse_kind("bool", "0") is False
+    assert parse_kind("int", " 7 ") == 7 and parse_kind("channels", "0,5,12") == [0, 5, 12]
+    with pytest.raises(ValueError, match="a whole number, got '7.5'"):
+        parse_kind("int", "7.5")
+    with pytest.raises(ValueError, match="channel numbers >= 0"):
+        parse_kind("channels", "-1")

@@ -420,18 +420,23 @@ def parse_taps(spec: Any, name: str = "style_layers") -> dict[str, float] | None
 
 
 _EXPECTED = {"int": "a whole number", "float": "a number", "floats": "a number", "bool": "on or off",
-             "channels": "channel numbers >= 0 such as 0,5,12"}
+             "onoff": "on or off", "channels": "channel numbers >= 0 such as 0,5,12"}
 
 
 def parse_kind(kind: str, text: str) -> Any:
     """One value of a setting's ``kind`` from text: the command line's arguments and ``sheet --sweep``'s items
-    are all parsed here (a kind with no parsing stays text). A ValueError says what was expected."""
+    are all parsed here (a kind with no parsing stays text). ``onoff`` is the command line's strict on/off;
+    ``bool`` also takes true/false, yes/no and 1/0. A ValueError says what was expected."""
     text = text.strip()
     try:
         if kind == "int":
             return int(text)
         if kind in ("float", "floats"):
             return float(text)
+        if kind == "onoff":
+            if text not in ("on", "off"):
+                raise ValueError(text)
+            return text == "on"
         if kind == "bool":
             if text.lower() in ("on", "true", "yes", "1"):
                 return True

@@ -43,7 +43,7 @@ def _kind(kind: str) -> Callable[[str], Any]:
 
 
 _TYPES: dict[str, Callable[[str], Any]] = {kind: _kind(kind) for kind in ("int", "float", "floats", "channels")}
-_int, _onoff = _kind("int"), _kind("bool")
+_int, _onoff = _kind("int"), _kind("onoff")
 
 
 def _checked(name: str, o: Opt) -> Callable[[str], Any]:

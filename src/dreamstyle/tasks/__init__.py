@@ -1,7 +1,7 @@
 """The workflows, one module each, over the shared parts below them.
 
 * ``session``: what every network-running workflow opens once (device, precision, network, thread governor),
-  the parameters' header, and what an interrupted run keeps;
+  and what an interrupted run keeps;
 * ``stylize``: style transfer by optimization, coarse to fine (``prepare`` once, ``run`` on one or more photos);
 * ``dream``: Deep Dream by octaves, and its zoom;
 * ``explore``: what a tap's channels respond to;

@@ -1,5 +1,5 @@
-"""What every network-running workflow shares, built once: the device, the precision, the network, the
-thread governor, the parameters' header and what an interrupted run keeps.
+"""What every network-running workflow shares, built once: the device, the precision, the network and the
+thread governor; and what an interrupted run keeps.
 
 stylize, dream, explore and train open a :class:`Session`; sheet, video and the studio reuse the workflows'
 prepared runs, and with them one session.

@@ -73,7 +73,6 @@ class Prepared:
     params: dict[str, Any]
     sizes: list[int] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
-    extra_terms: list[tuple[Term, float]] = field(default_factory=list)  # e.g. video's temporal loss
 
     @property
     def device(self) -> torch.device:
@@ -187,7 +186,7 @@ def run(p: Prepared, events: Run, *, content: Image.Image | None = None, init: I
     with guarded(events, keep):
         dream_targets, loss, terms = p.dream_targets, math.inf, None
         for level_size, level_steps in zip(sizes, steps):
-            level = _level(p, photo, level_size, dream_targets, terms, [*p.extra_terms, *extra_terms])
+            level = _level(p, photo, level_size, dream_targets, terms, list(extra_terms))
             if terms is None and dream_targets:  # channels chosen once, on the content, kept through the levels
                 dream_targets = level.dream_targets
                 params["dream"] = [str(t) for t in dream_targets]
