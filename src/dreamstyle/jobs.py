@@ -79,7 +79,8 @@ class Job:
                 "eta": None if self.eta is None else round(self.eta, 1), "position": position,
                 "preview_step": self.preview_step, "has_result": self.result is not None,
                 "params": self.params, "result_params": self.result_params,
-                "seconds": round((self.finished or time.time()) - self.started, 1) if self.started else None}
+                "seconds": round((self.finished or time.time()) - self.started, 1) if self.started else None,
+                "version": self.version}
 
 
 class JobQueue:
@@ -145,11 +146,15 @@ class JobQueue:
                     return i + (1 if self.running[name] is not None else 0)
             return None
 
+    def view(self, job: Job) -> dict[str, Any]:
+        """What the page sees of ``job``, read in one piece (its version matches its state)."""
+        with self.changed:
+            return job.view(self.position(job))
+
     def views(self) -> list[dict[str, Any]]:
         """Every job's view, oldest first."""
         with self.changed:
-            jobs = sorted(self.jobs.values(), key=lambda j: j.created)
-        return [j.view(self.position(j)) for j in jobs]
+            return [self.view(j) for j in sorted(self.jobs.values(), key=lambda j: j.created)]
 
     @staticmethod
     def _lane_name(job: Job) -> str:

@@ -133,7 +133,7 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
         if not isinstance(body, dict):
             raise HTTPException(400, "send the job as a JSON object")
         job = await anyio.to_thread.run_sync(studio.start, body)
-        return job.view(studio.queue.position(job))
+        return studio.queue.view(job)
 
     @app.get("/api/jobs")
     def jobs() -> list[dict[str, Any]]:
@@ -148,7 +148,7 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
     @app.get("/api/jobs/{job_id}")
     def job_view(job_id: str) -> dict[str, Any]:
         job = find(job_id)
-        return job.view(studio.queue.position(job))
+        return studio.queue.view(job)
 
     @app.get("/api/jobs/{job_id}/events")
     async def job_events(job_id: str) -> StreamingResponse:
@@ -158,7 +158,7 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
             seen = -1
             while True:
                 seen = await studio.queue.wait_async(job, seen)
-                view = job.view(studio.queue.position(job))
+                view = studio.queue.view(job)
                 yield f"data: {json.dumps(view)}\n\n"
                 if view["state"] in FINISHED or studio.queue.streams_closed:
                     return  # the last message sent is the final state
@@ -170,7 +170,7 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
     def cancel(job_id: str) -> dict[str, Any]:
         job = find(job_id)
         studio.queue.cancel(job)
-        return job.view(studio.queue.position(job))
+        return studio.queue.view(job)
 
     @app.get("/api/jobs/{job_id}/preview")
     def preview(job_id: str) -> Response:

@@ -257,6 +257,10 @@ function examples() {
 function fmtTime(s) { return s === null || s === undefined ? "" : s >= 60 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${Math.round(s)} s`; }
 
 function show(job) {
+  // Answers can cross (a cancel's reply after the stream's last message): never go back to an older state.
+  const last = state.shown;
+  if (last && last.id === job.id && job.version !== undefined && job.version < last.version) return;
+  state.shown = { id: job.id, version: job.version };
   const bar = $("#progress");
   bar.hidden = false; bar.max = job.total || 1; bar.value = job.step || 0;
   const parts = Object.entries(job.parts || {}).map(([k, v]) => `${k} ${Number(v).toPrecision(3)}`).join(", ");
