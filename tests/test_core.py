@@ -47,7 +47,7 @@ CLI_ONLY = {"help", "output", "quiet", "content", "styles", "photo", "sweep", "m
     ("stylize", [S.StylizeSettings], ()), ("sheet", [S.StylizeSettings], ("save_every",)),
     ("dream", [S.DreamSettings, S.ZoomSettings], ()), ("explore", [S.ExploreSettings], ("model",)),
     ("train", [S.TrainSettings], ()), ("apply", [S.ApplySettings], ()), ("export", [S.ExportSettings], ()),
-    ("video", [S.VideoSettings, S.ApplySettings], ()),
+    ("video", [S.VideoSettings, S.ApplySettings], ("style_image",)),  # the video's own --style is the painting
     ("video --mode stylize", [S.VideoSettings, S.StylizeSettings], ()),
     ("video --mode dream", [S.VideoSettings, S.DreamSettings], ()),
 ])
@@ -309,7 +309,8 @@ def test_a_batch_of_two_gives_the_mean_of_two_single_losses(make):
 def test_the_folders_tell_the_architecture():
     root = Path(dreamstyle.__file__).parent
     assert {p.stem for p in (root / "tasks").glob("*.py")} == {
-        "__init__", "session", "stylize", "dream", "explore", "sheet", "train", "apply", "export", "video"}
+        "__init__", "session", "stylize", "dream", "explore", "sheet", "train", "apply", "faststyle", "export",
+        "video"}
     assert {p.stem for p in (root / "frontends").glob("*.py")} >= {"cli", "serve", "studio", "guard"}
     for shared in ("settings", "events", "images", "errors", "version", "api"):
         assert (root / f"{shared}.py").is_file()
@@ -317,7 +318,7 @@ def test_the_folders_tell_the_architecture():
         assert (root / package / "__init__.py").is_file()
     documented = (root / "tasks" / "__init__.py").read_text()
     assert all(f"``{task}``" in documented for task in ("session", "stylize", "dream", "explore", "sheet", "train",
-                                                          "apply", "export", "video"))
+                                                          "apply", "faststyle", "export", "video"))
 
 
 def test_the_import_direction_is_enforced_by_the_layers_contract():

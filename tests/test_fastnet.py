@@ -291,3 +291,25 @@ def test_save_model_half_halves_the_file(tmp_path):
     assert half.stat().st_size < 0.6 * full.stat().st_size
     restored = load_model(half).net.state_dict()
     assert all(torch.allclose(restored[k], v, atol=1e-3) for k, v in net.state_dict().items())
+
+
+def test_train_steps_default_to_a_fine_tunes_length_with_init_and_to_the_runs_own_on_resume():
+    from dreamstyle.settings import TrainSettings
+    from dreamstyle.tasks.train import _max_steps
+
+    assert _max_steps(TrainSettings(), {}) == 2000
+    assert _max_steps(TrainSettings(init="starry_night"), {}) == 400  # minutes, as the README says, not an hour
+    assert _max_steps(TrainSettings(init="starry_night", max_steps=50), {}) == 50
+    assert _max_steps(TrainSettings(resume=True), {"max_steps": 123, "step": 7}) == 123
+    assert _max_steps(TrainSettings(resume=True), {"step": 7}) == 2000  # a checkpoint from before the field
+
+
+def test_a_resumed_run_without_max_steps_keeps_its_own_total(photos, painting, tmp_path, monkeypatch):
+    out = tmp_path / "m.pt"
+    with monkeypatch.context() as m:
+        ctrl_c_at_step(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            dreamstyle.train(painting, out, data=str(photos), max_steps=4, **FAST)
+    assert load_model(out).train["max_steps"] == 4
+    model = dreamstyle.train(painting, out, data=str(photos), resume=True, **FAST)  # no max_steps: the run's 4
+    assert model.meta["steps"] == 4 and not load_model(out).train

@@ -457,3 +457,35 @@ def test_live_stylers_are_a_small_lru_and_the_page_is_told_frames_wait_in_one_li
         r = client.post(f"/api/live?model={name}&size=64", content=png(), headers={"content-type": "image/png"})
         assert r.status_code == 200 and float(r.headers["x-live-waited"]) >= 0
     assert list(client.app.state.studio.stylers) == [n for n in names[1:3]]
+
+
+def test_a_painting_becomes_a_fast_style_in_the_slow_lane_then_serves_apply_and_live(client, tmp_path, monkeypatch):
+    from dreamstyle.tasks import faststyle
+
+    monkeypatch.setenv("DREAMSTYLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(faststyle, "CROP_SIZE", 64)
+    monkeypatch.setattr(faststyle, "BATCH_SIZE", 1)
+    up = upload(client, png()).json()
+    painting = upload(client, png((80, 60), color=(30, 60, 160)), name="my painting.png").json()
+    assert client.get("/api/info").json()["fast_styles"] == {}
+    body = {"mode": "apply", "content": up["id"], "settings": {"style_image": painting["id"], "style_steps": 2}}
+    first = client.post("/api/jobs", json=body).json()
+    assert client.app.state.studio.queue.jobs[first["id"]].slow  # it fine-tunes first: behind the optimizations
+    job = wait_done(client, first["id"])
+    assert job["state"] == "done", job
+    fast = client.get("/api/info").json()["fast_styles"]
+    assert list(fast.values()) == ["my painting.png"]
+    key = next(iter(fast))
+    again = client.post("/api/jobs", json={**body, "settings": {**body["settings"], "size": 48}}).json()
+    assert not client.app.state.studio.queue.jobs[again["id"]].slow  # cached now: the fast lane
+    assert wait_done(client, again["id"])["state"] == "done"
+    by_key = client.post("/api/jobs", json={"mode": "apply", "content": up["id"], "settings": {"model": key}}).json()
+    assert wait_done(client, by_key["id"])["state"] == "done"
+    r = client.post(f"/api/live?model={key}&size=64", content=png(), headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    command = client.get(f"/api/jobs/{first['id']}/command").json()["command"]
+    assert "--style 'my painting.png'" in command and str(tmp_path) not in command
+    for settings, words in (({"style_image": "/etc/passwd"}, "upload it again"),
+                            ({"style_image": painting["id"], "style_data": "/etc"}, "for the command line")):
+        r = client.post("/api/jobs", json={"mode": "apply", "content": up["id"], "settings": settings})
+        assert r.status_code == 400 and words in r.json()["error"], r.text

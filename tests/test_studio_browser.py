@@ -318,3 +318,33 @@ def test_a_double_click_on_start_queues_one_job(server, browser):
     expect(page.locator("#message")).to_have_text("")  # and no refusal of a second one was shown
     expect(page.locator("#start")).to_be_enabled()
     assert not page.errors, page.errors
+
+
+def test_a_painting_in_fast_apply_becomes_a_style_for_apply_and_live(server, browser, tmp_path, monkeypatch):
+    """Fast apply with a painting: the job fine-tunes its style (here 1 step of small crops), and the style then
+    shows in the style lists of Fast apply and Live under the painting's name."""
+    from dreamstyle.tasks import faststyle
+
+    monkeypatch.setenv("DREAMSTYLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(faststyle, "CROP_SIZE", 64)
+    monkeypatch.setattr(faststyle, "BATCH_SIZE", 1)
+    page = ready(browser, server)
+    page.get_by_role("tab", name="Fast apply").click()
+    expect(page.locator("#style-title")).to_contain_text("Your painting")
+    expect(page.locator("#style-note")).to_be_visible()
+    page.get_by_role("button", name="example chelsea").first.click()
+    page.get_by_role("button", name="example the_scream").last.click()
+    page.get_by_role("button", name="example great_wave").last.click()
+    page.fill("#set-size", "64")
+    page.locator("summary").click()
+    page.fill("#set-style_steps", "1")
+    page.click("#start")  # two paintings: one fast style at a time
+    expect(page.locator("#message")).to_contain_text("Fast apply takes one painting")
+    page.get_by_role("button", name="Remove this style").first.click()
+    page.click("#start")
+    expect(page.locator("#status")).to_contain_text("done", timeout=180_000)
+    option = page.locator("#set-model option", has_text="great_wave.jpg (your painting's fast style)")
+    expect(option).to_have_count(1, timeout=10_000)
+    page.get_by_role("tab", name="Live").click()
+    expect(page.locator("#set-model option", has_text="great_wave.jpg (your painting's fast style)")).to_have_count(1)
+    assert not page.errors, page.errors

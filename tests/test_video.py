@@ -230,7 +230,8 @@ def test_an_unreadable_codec_and_an_unwritable_output_are_clear_errors(clip, tmp
 def test_mode_options_are_checked(clip, image_files, tmp_path):
     from dreamstyle.errors import SettingError
 
-    cases = [({"mode": "stylize"}, "style_images"), ({"style_images": [image_files.style]}, "style_images"),
+    cases = [({"mode": "stylize"}, "style_images"),
+             ({"mode": "dream", "style_images": [image_files.style]}, "style_images"),
              ({"frame_iterations": 3}, "frame_iterations"), ({"mode": "dream", "temporal_weight": 1.0}, "below 1"),
              ({"mode": "apply", "octaves": 2}, "octaves"),
              ({"mode": "stylize", "style_images": [image_files.style], "save_every": 2}, "save_every")]

@@ -168,8 +168,10 @@ class Child(Run):
 
     def step(self, label: str, loss: float, parts: dict[str, float] | None = None,
              preview: Callable[[], Image.Image] | None = None) -> None:
-        self.parent.step(self.prefix + label, loss, parts, preview)
-        self.done = self.parent.done
+        try:
+            self.parent.step(self.prefix + label, loss, parts, preview)
+        finally:  # also when the parent's step raises (a cancel): what is kept counts this step
+            self.done = self.parent.done
 
     def expect(self, total: int, done: int | None = None) -> None:
         pass  # the parent counted this part's steps in its own total

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import numbers
 import os
@@ -449,3 +450,11 @@ def grid(cells: list[tuple[Image.Image, str]], columns: int) -> Image.Image:
         draw.multiline_text((x + 4, y + 2), label, fill="black", font=font, spacing=2)
         sheet.paste(im, (x + (cell_w - im.width) // 2, y + label_h))
     return sheet
+
+
+def pixel_digest(image: Image.Image) -> str:
+    """A short fingerprint of an image's pixels (and size): the same picture however its file is named or
+    encoded. A training checkpoint records its painting's, and the fast-style cache is keyed by it."""
+    h = hashlib.sha256(f"{image.width}x{image.height}".encode())
+    h.update(image.convert("RGB").tobytes())
+    return h.hexdigest()[:16]

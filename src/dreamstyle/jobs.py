@@ -64,6 +64,7 @@ class Job:
     finished: float | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
     version: int = 0  # bumped on every change; waiters compare
+    slow: bool = False  # in the slow lane whatever its mode (see JobQueue.submit)
     key: str | None = None  # what identifies the same job sent twice
 
     @property
@@ -111,10 +112,12 @@ class JobQueue:
 
     # --- submitting and watching ---------------------------------------------------------------
 
-    def submit(self, mode: str, call: Callable[[Job], Any], params: dict[str, Any], key: str | None = None) -> Job:
+    def submit(self, mode: str, call: Callable[[Job], Any], params: dict[str, Any], key: str | None = None,
+               slow: bool = False) -> Job:
         """Queue a job in its own new folder. The same ``key`` sent again within ``same_seconds`` while the
         first is unfinished gives that job back (a double click starts one job). :class:`QueueFull` when
-        ``max_waiting`` jobs wait already."""
+        ``max_waiting`` jobs wait already. ``slow``: a job of a fast mode that will take minutes (an apply
+        that fine-tunes a new painting's style first) waits in the slow lane."""
         with self.changed:
             if self.stopping:
                 raise QueueFull("the studio is stopping")
@@ -129,7 +132,7 @@ class JobQueue:
             job_id = uuid.uuid4().hex[:12]
             folder = self.root / job_id
             folder.mkdir(parents=True)
-            job = Job(job_id, mode, folder, call, params, key=key)
+            job = Job(job_id, mode, folder, call, params, key=key, slow=slow)
             self.jobs[job.id] = job
             self._lane_of(job).append(job)
             self._touch(job)
@@ -158,7 +161,7 @@ class JobQueue:
 
     @staticmethod
     def _lane_name(job: Job) -> str:
-        return "fast" if job.mode in FAST_MODES else "slow"
+        return "fast" if job.mode in FAST_MODES and not job.slow else "slow"
 
     def _lane_of(self, job: Job) -> deque[Job]:
         return self.lanes[self._lane_name(job)]

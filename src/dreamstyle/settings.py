@@ -175,6 +175,10 @@ class ExploreSettings(NetworkSettings):
 
 
 ARCHITECTURES = ("small", "standard")
+# A new painting's fast style (apply --style): fine-tuned from a bundled style for this many steps
+# (4 crops of 256 px each), about 5 minutes on 2 cores (BENCHMARKS.md, issue 21).
+FAST_STYLE_STEPS = 150
+TRAIN_STEPS, FINE_TUNE_STEPS = 2000, 400  # train's steps from scratch, and from a trained model (--init)
 
 
 @dataclass
@@ -190,8 +194,10 @@ class TrainSettings(NetworkSettings):
     style_size: int | None = opt(None, "long side of the painting when its statistics are taken", "int",
                                  minimum=64, maximum=MAX_SIDE, default_text="2 x --size")
     batch_size: int = opt(4, "crops per step", "int", minimum=1, maximum=256)
-    max_steps: int = opt(2000, "training steps in all (a resumed run counts the steps already done)", "int",
-                         minimum=1, maximum=10**7)
+    max_steps: int | None = opt(None, "training steps in all (a resumed run counts the steps already done)", "int",
+                                minimum=1, maximum=10**7,
+                                default_text=f"{TRAIN_STEPS}; with --init {FINE_TUNE_STEPS}; with --resume the "
+                                             "run's own")
     lr: float = opt(1e-3, "Adam's learning rate", "float", above=0, maximum=1)
     content_weight: float | None = opt(None, "weight of the content loss", "float", minimum=0,
                                        default_text="500 x stylize's, per network")
@@ -216,6 +222,16 @@ class ApplySettings:
 
     model: str = opt("starry_night", "a bundled style (see `dreamstyle models`), a .pt or an .onnx file", "text",
                      main=True)
+    style_image: str | None = opt(None, "any painting instead of --model: the first time, a fast style is fine-tuned "
+                                  "for it (minutes, with a progress bar) and cached; later runs reuse it at once",
+                                  "path", flag="--style", metavar="PAINTING", sweep=False, main=True)
+    style_steps: int = opt(FAST_STYLE_STEPS, "fine-tuning steps for a new --style painting", "int", minimum=1,
+                           maximum=10**6, sweep=False)
+    style_name: str | None = opt(None, "the painting's name in the list of fast styles", "text", cli=False,
+                                 sweep=False, default_text="its file name")
+    style_data: str | None = opt(None, "a folder of training photos for a new --style painting", "path",
+                                 flag="--data", metavar="DIR", sweep=False,
+                                 default_text="the photos shipped with dreamstyle")
     size: int | None = opt(None, "long side of the output", "int", minimum=16, maximum=MAX_SIDE,
                            default_text="the image's", main=True)
     strength: float = opt(1.0, "blend with the original: 0 keeps the photo, 1 is the full style", "float",
@@ -251,8 +267,9 @@ class VideoSettings:
     mode: str = opt("apply", "what each frame gets: a trained style (fast), style transfer by optimization "
                     "(--style PAINTING, slow) or Deep Dream; each mode takes that command's options", "choice",
                     choices=tuple(VIDEO_MODES), main=True)
-    style_images: list[str] | None = opt(None, "the painting(s) of --mode stylize", "paths", flag="--style",
-                                         metavar="PAINTING", sweep=False)
+    style_images: list[str] | None = opt(None, "the painting(s) of --mode stylize, or the one painting of --mode "
+                                         "apply (its fast style, fine-tuned the first time)", "paths",
+                                         flag="--style", metavar="PAINTING", sweep=False)
     temporal_weight: float | None = opt(None, "how strongly each frame holds to the previous result, warped by "
                                         "the optical flow, where the flow is reliable; 0 for frame by frame. "
                                         "apply and dream: the share kept (below 1); stylize: the weight of "

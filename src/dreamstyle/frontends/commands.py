@@ -119,7 +119,8 @@ def _needs_torch(model: str, device: str) -> bool:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    if _needs_torch(getattr(args, "model", ""), getattr(args, "device", "auto")):
+    if getattr(args, "style_image", None) is not None or _needs_torch(getattr(args, "model", ""),
+                                                                      getattr(args, "device", "auto")):
         _torch_can_load()
     from ..api import apply
 
@@ -140,8 +141,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_video(args: argparse.Namespace) -> int:
-    if getattr(args, "mode", "apply") != "apply" or _needs_torch(getattr(args, "model", ""),
-                                                                  getattr(args, "device", "auto")):
+    if getattr(args, "mode", "apply") != "apply" or getattr(args, "style_images", None) \
+            or _needs_torch(getattr(args, "model", ""), getattr(args, "device", "auto")):
         _torch_can_load()
     from ..api import video
 
@@ -190,7 +191,12 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from ..backbones import DEFAULT_BACKBONE, SPECS
     from ..fastnet import bundled_styles
+    from ..fastnet.styles import cache_dir, cached_styles, clear_cached
 
+    if args.clear:
+        count, freed = clear_cached()
+        print(f"removed {count} file(s) ({freed / 2**20:.1f} MiB) from {cache_dir()}")
+        return 0
     print("networks (stylize, dream, explore, and the loss network of train):")
     for name, spec in SPECS.items():
         mark = " (default)" if name == DEFAULT_BACKBONE else ""
@@ -198,6 +204,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
     print("bundled styles (apply --model NAME, export, train --init):")
     for name in bundled_styles() or ["(none installed)"]:
         print(f"  {name}")
+    cached = cached_styles()
+    print(f"fast styles of your paintings (apply --style PAINTING; in {cache_dir()}; --clear removes them):")
+    for entry in cached:
+        took = f", {entry['seconds']:.0f} s" if isinstance(entry.get("seconds"), (int, float)) else ""
+        print(f"  {entry.get('painting', '?')}: {entry.get('steps', '?')} steps{took}  {entry['file']}")
+    if not cached:
+        print("  (none yet)")
     return 0
 
 

@@ -134,7 +134,8 @@ def _image_commands(sub: Any) -> None:
     layers.add_argument("model", nargs="?", default=None)
     layers.add_argument("--json", action="store_true", help="machine-readable output")
 
-    sub.add_parser("models", help="list the available networks")
+    m = sub.add_parser("models", help="list the networks, the bundled styles and your cached fast styles")
+    m.add_argument("--clear", action="store_true", help="remove the cached fast styles (apply --style makes them)")
 
     d = sub.add_parser("dream", help="Deep Dream: amplify what a network sees in an image",
                        description="Amplify the patterns the chosen taps/channels respond to, over several octaves.")
@@ -179,6 +180,6 @@ def _network_commands(sub: Any, video_mode: str) -> None:
         else:
             p.add_argument("--onnx", dest="output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
         add_settings(p, cls)
-        if cls is VideoSettings:
-            add_settings(p, VIDEO_MODES[video_mode])
+        if cls is VideoSettings:  # the video's own --style is the painting of apply's fast style too
+            add_settings(p, VIDEO_MODES[video_mode], skip=("style_image",))
         p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -23,7 +23,7 @@ from ..images import params_of
 from ..jobs import FINISHED, Job
 from ..settings import describe
 from ..version import __version__
-from .studio import LIVE_NOTE, MODES, Studio, command_line
+from .studio import LIVE_NOTE, MODES, Studio, command_line, fast_styles
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -65,6 +65,7 @@ def add_page(app: FastAPI, studio: Studio) -> None:
 
         return {"version": __version__, "modes": {m: describe(cls) for m, cls in MODES.items()},
                 "networks": list(SPECS), "default_network": DEFAULT_BACKBONE, "styles": list(bundled_styles()),
+                "fast_styles": {key: v["painting"] for key, v in fast_styles().items()},
                 "taps": {name: [t.name for t in list_taps(spec)] for name, spec in SPECS.items()},
                 "examples": list(studio.examples), "warm": studio.warm, "live": LIVE_NOTE,
                 "limits": {"bytes": studio.max_upload_bytes, "pixels": studio.max_pixels,

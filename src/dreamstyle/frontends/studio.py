@@ -176,6 +176,10 @@ class Studio:
         styles = bundled_styles()
         if isinstance(ref, str) and ref.lower() in styles:
             return ref.lower()
+        fast = fast_styles().get(ref) if isinstance(ref, str) else None
+        if fast is not None:  # a painting's fast style from the cache, named by its key (never by a path)
+            names[fast["model"]] = fast["painting"]
+            return fast["model"]
         found = self.upload(ref, "model")
         if found is not None:
             names[str(found.path)] = found.name
@@ -194,6 +198,9 @@ class Studio:
             if cls is ApplySettings and f.name == "model":
                 out[f.name] = self.model(value, names)
                 values[f.name] = value.lower()
+            elif f.name == "style_data":
+                raise HTTPException(400, "a folder of training photos is for the command line; the studio "
+                                         "fine-tunes on the photos shipped with dreamstyle")
             elif f.name == "weights":
                 if not (isinstance(value, str) and value.lower() == "random"):
                     raise HTTPException(400, "weights may only be 'random' here: a weights file is for the "
@@ -252,12 +259,15 @@ class Studio:
             output, run = job.folder / "result.png", self._run_args(job, names)
             if mode == "stylize":
                 return api.stylize(content, styles, output=output, **run, **api_values)
+            if mode == "apply" and api_values.get("style_image") is not None:  # the user's name for the painting
+                api_values["style_name"] = names.get(str(api_values["style_image"]))
             if mode in ("dream", "apply"):
                 fn = api.dream if mode == "dream" else api.apply
                 return fn(content, output=output, **run, **api_values)
             return api.explore(output=output, **run, **api_values)
+        slow = mode == "apply" and settings.style_image is not None and _needs_fine_tune(settings)
         try:
-            return self.queue.submit(mode, call, params, key)
+            return self.queue.submit(mode, call, params, key, slow=slow)
         except QueueFull as e:
             raise HTTPException(429, str(e)) from None
 
@@ -369,6 +379,27 @@ def form_values(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
             continue
         values[name] = _typed(name, o, value)
     return values
+
+
+def fast_styles() -> dict[str, dict[str, str]]:
+    """The cached fast styles the page may use, by key: the painting's name and the model file (its ONNX copy
+    where there is one)."""
+    from ..fastnet.styles import cached_styles
+
+    out = {}
+    for entry in cached_styles():
+        model = Path(entry["file"])
+        onnx = model.with_suffix(".onnx")
+        out[model.stem] = {"painting": str(entry.get("painting", model.stem)),
+                           "model": str(onnx if onnx.is_file() else model)}
+    return out
+
+
+def _needs_fine_tune(settings: Any) -> bool:
+    """Whether an apply with a painting will fine-tune it first (minutes): then it waits in the slow lane."""
+    from ..tasks.faststyle import find_cached
+
+    return find_cached(settings) is None
 
 
 def _typed(name: str, o: Opt, value: Any) -> Any:  # noqa: C901 - one branch per kind

@@ -7,5 +7,6 @@
 * ``explore``: what a tap's channels respond to;
 * ``sheet``: a contact sheet of stylize settings;
 * ``train``, ``apply``, ``export``: feed-forward style networks;
+* ``faststyle``: any painting as a feed-forward style (``apply --style``), fine-tuned once and cached;
 * ``video``: any of these on a video's frames, with temporal consistency.
 """

@@ -154,13 +154,16 @@ def apply(images: Sequence[str | os.PathLike | Image.Image], s: ApplySettings, o
           events: Run) -> list[Image.Image]:
     """Stylize each image with the model; write them to ``output`` (a file, or a folder for several)."""
     inputs = expand_inputs(images)
-    model_file = _model_file(s.model)
+    check_fast_style_settings(s)
+    model_file = _model_file(s.model) if s.style_image is None else None
     targets = output_paths(inputs, output) if output is not None else None
     for target in targets or []:  # before any work: a result written over a photo is lost data
-        refuse_output_over_inputs(target, [*inputs, model_file])
+        refuse_output_over_inputs(target, [*inputs, model_file, s.style_image])
+    if s.style_image is not None:  # any painting: its fast style, from the cache or fine-tuned now
+        s = with_fast_style(s, events, len(inputs))
     styler, meta = load_styler(s.model, s.device)
     _check_memory(inputs, s, styler, meta)
-    events.expect(len(inputs))
+    events.expect(events.done + len(inputs))
     results: list[Image.Image] = []
 
     def keep() -> tuple[list[Image.Image], Path | None]:
@@ -181,6 +184,32 @@ def apply(images: Sequence[str | os.PathLike | Image.Image], s: ApplySettings, o
             events.step(Path(name).name, 0.0, preview=lambda image=image: image)  # type: ignore[misc]
     events.finish(results[-1] if results else None, targets[-1] if targets else None, {"images": len(results)})
     return results
+
+
+def check_fast_style_settings(s: ApplySettings) -> None:
+    """The fine-tune's own settings need a painting to fine-tune for; its photos must be a folder."""
+    from ..errors import SettingError
+
+    if s.style_image is None:
+        if s.style_data is not None:
+            raise SettingError("style_data", "is the training photos of a --style painting's fast style; give the "
+                               "painting with --style, or leave out {style_data}")
+        return
+    if s.style_data is not None and not _is_dir(s.style_data):
+        raise SettingError("style_data", f"'{s.style_data}' is not a folder; give a folder of training photos")
+
+
+def with_fast_style(s: ApplySettings, events: Run, images: int) -> ApplySettings:
+    """The settings with ``model`` set to the painting's fast style (its ONNX copy where onnxruntime runs it)."""
+    import dataclasses
+
+    from .faststyle import fast_style
+
+    check_fast_style_settings(s)
+    style = fast_style(s, events, images)
+    use_onnx = style.onnx is not None and s.device in ("auto", "cpu") \
+        and importlib.util.find_spec("onnxruntime") is not None
+    return dataclasses.replace(s, model=str(style.onnx if use_onnx else style.model))
 
 
 def _model_file(model: str | os.PathLike) -> Path | None:

@@ -9,7 +9,7 @@ Ctrl-C and at the end, so a run can be resumed and a stopped run loses nothing.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import os
 import random
 import time
@@ -32,6 +32,7 @@ from ..images import (
     check_output_folder,
     header,
     image_files,
+    pixel_digest,
     refuse_output_over_inputs,
     resized_tensor,
     save_image,
@@ -48,7 +49,7 @@ from ..optimize.memory import (
     activation_elements,
     require,
 )
-from ..settings import TrainSettings, as_params
+from ..settings import FINE_TUNE_STEPS, TRAIN_STEPS, TrainSettings, as_params
 from .session import Session, check_weights_file
 
 # A network trained from scratch has no photo to start from, as stylize's optimization does: with
@@ -137,6 +138,7 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     plan = _plan(style, s, output)  # 1. every check, before any work
     torch.manual_seed(s.seed)
     net, train_state = _network(plan, s)  # 2. the network: resumed, fine-tuned from a trained one, or new
+    s = dataclasses.replace(s, max_steps=_max_steps(s, train_state))
     session = Session.open(s, [*plan.style_taps, *plan.content_taps])  # 3. device, precision, backbone
     session.govern(events)
     device = session.device
@@ -150,7 +152,7 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     if "data_rng" in train_state:
         plan.data.rng.setstate(_as_tuples(train_state["data_rng"]))
         plan.data.skip(Path(p) for p in train_state.get("unreadable", []))
-    events.expect(s.max_steps, done)
+    events.expect(s.max_steps or 0, done)
     with torch.no_grad():  # 5. the objective: the painting's targets bound once
         style_feats = extractor(resized_tensor(plan.painting, plan.style_size, device))
     content_term = ContentLoss(plan.content_taps, {t: style_feats[t] for t in plan.content_taps})  # re-bound
@@ -169,6 +171,15 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     model = StyleModel(net.eval().requires_grad_(False), meta, plan.out)
     events.finish(None, plan.out, model.meta)
     return model
+
+
+def _max_steps(s: TrainSettings, train_state: dict[str, Any]) -> int:
+    """The steps in all: as given; else a resumed run's own, a fine-tune's 400 or a new network's 2000."""
+    if s.max_steps is not None:
+        return s.max_steps
+    if s.resume and isinstance(train_state.get("max_steps"), int):
+        return int(train_state["max_steps"])
+    return FINE_TUNE_STEPS if s.init is not None else TRAIN_STEPS
 
 
 def _plan(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str | os.PathLike) -> _Plan:
@@ -203,7 +214,7 @@ def _plan(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     if s.size < need:
         raise SettingError("size", f"is {s.size} px, too small for {s.model}, whose taps need at least {need} px")
     preview = as_image(s.preview, "preview")[0] if s.preview is not None else None
-    return _Plan(out, init_file, preview_out, preview, data, painting, painting_name, painting_digest(painting),
+    return _Plan(out, init_file, preview_out, preview, data, painting, painting_name, pixel_digest(painting),
                  weights, str(knobs["style_loss"] if s.style_loss is None else s.style_loss),
                  s.style_size or 2 * s.size, style_taps, content_taps)
 
@@ -237,11 +248,13 @@ def _loop(plan: _Plan, s: TrainSettings, net: TransformerNet, optimizer: torch.o
           train_state: dict[str, Any], done: int, events: Run) -> None:
     """The training steps from ``done``, with a checkpoint every ``checkpoint_every`` steps and on Ctrl-C."""
     device, data, started = next(net.parameters()).device, plan.data, time.perf_counter()
+    total = s.max_steps
+    assert total is not None  # resolved by train()
 
     def checkpoint(step: int, final: bool = False) -> None:
         was_training = net.training
         net.eval()
-        state = None if final else {"optimizer": optimizer.state_dict(), "step": step,
+        state = None if final else {"optimizer": optimizer.state_dict(), "step": step, "max_steps": total,
                                     # so that a resumed run draws exactly the crops the whole run would have
                                     "data_rng": data.rng.getstate(), "unreadable": sorted(map(str, data.bad))}
         meta.update(steps=step, seconds=round(time.perf_counter() - started, 1) + float(train_state.get("seconds", 0)))
@@ -256,7 +269,7 @@ def _loop(plan: _Plan, s: TrainSettings, net: TransformerNet, optimizer: torch.o
 
     with guarded(events, keep):
         seen, clock = 0, time.perf_counter()
-        for step in range(done + 1, s.max_steps + 1):
+        for step in range(done + 1, total + 1):
             batch = data.batch(s.batch_size, s.size).to(device)
             with torch.no_grad():
                 content_term.bind(extractor(batch))
@@ -270,17 +283,9 @@ def _loop(plan: _Plan, s: TrainSettings, net: TransformerNet, optimizer: torch.o
             rate = seen / max(time.perf_counter() - clock, 1e-9)
             events.step(f"{net.arch}", float(loss.detach()), {**parts, "img/s": rate},
                         preview=_preview_fn(net, plan.preview, batch, device))
-            if step % s.checkpoint_every == 0 and step < s.max_steps:
+            if step % s.checkpoint_every == 0 and step < total:
                 checkpoint(step)
-        checkpoint(s.max_steps, final=True)
-
-
-def painting_digest(painting: Image.Image) -> str:
-    """A short fingerprint of the painting's pixels: a checkpoint records it, so --resume knows its painting
-    however its path is spelled."""
-    h = hashlib.sha256(f"{painting.width}x{painting.height}".encode())
-    h.update(painting.convert("RGB").tobytes())
-    return h.hexdigest()[:16]
+        checkpoint(total, final=True)
 
 
 def _is_dir(p: Path) -> bool:

@@ -19,6 +19,7 @@ leaves no output, only the work folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -100,18 +101,18 @@ def video(source: str | os.PathLike, output: str | os.PathLike, s: VideoSettings
     # memory is checked before a frame is decoded: apply's network is loaded first (its size counts),
     # stylize and dream prepare on the first frame and check their own networks
     if s.mode == "apply":
-        framer = _framer(s, mode_settings, weight, frame_steps, first_frame)
+        framer = _framer(s, mode_settings, weight, frame_steps, first_frame, events)
         _check_memory(frames, getattr(framer, "bytes_per_pixel", 0.0))
     else:
         _check_memory(frames)
-        framer = _framer(s, mode_settings, weight, frame_steps, first_frame)
+        framer = _framer(s, mode_settings, weight, frame_steps, first_frame, events)
     first_frame()
     params = {**header("video", source=str(source)),
               **as_params(s, temporal_weight=weight, frame_iterations=frame_steps), **framer.params,
               "frames": frames.count, "fps": float(frames.rate)}
     work = work_folder(out)
     _claim(work, params)
-    events.expect(framer.first_steps + (frames.count - 1) * framer.next_steps)
+    events.expect(events.done + framer.first_steps + (frames.count - 1) * framer.next_steps)
     audio = (str(source), s.start, s.end) if frames.kind == "video" else None
     last: list[Image.Image] = []  # the last finished frame
     writers: list[_Output] = []
@@ -274,8 +275,10 @@ class _FrameFolder:
 
 # --- the modes --------------------------------------------------------------------------------------
 
-def _framer(s: VideoSettings, ms: Any, weight: float, frame_steps: int, first: Callable[[], Image.Image]) -> Framer:
-    """The mode's Framer; ``first()`` decodes the first frame (stylize and dream prepare on it)."""
+def _framer(s: VideoSettings, ms: Any, weight: float, frame_steps: int, first: Callable[[], Image.Image],
+            events: Run) -> Framer:
+    """The mode's Framer; ``first()`` decodes the first frame (stylize and dream prepare on it). In apply mode
+    a painting (``--style``) stands for its fast style, fine-tuned first if it is not cached."""
     if s.mode == "stylize":
         if not s.style_images:
             raise SettingError("style_images", "is needed by --mode stylize: give the painting(s) to paint in")
@@ -283,8 +286,19 @@ def _framer(s: VideoSettings, ms: Any, weight: float, frame_steps: int, first: C
             raise SettingError("save_every", "is for still images; a video keeps each finished frame in its work "
                                "folder (OUT.frames/) until the video is written")
         return _Stylize(ms, s.style_images, weight, frame_steps, first())
-    if s.style_images:
-        raise SettingError("style_images", f"is for --mode stylize; --mode {s.mode} does not use it")
+    if s.style_images and s.mode == "apply":
+        if len(s.style_images) != 1:
+            raise SettingError("style_images", "takes one painting in --mode apply (its fast style); to blend "
+                               "paintings use --mode stylize")
+        from .apply import with_fast_style
+
+        ms = with_fast_style(dataclasses.replace(ms, style_image=s.style_images[0]), events, 0)
+    elif s.style_images:
+        raise SettingError("style_images", f"is for --mode stylize and apply; --mode {s.mode} does not use it")
+    elif s.mode == "apply":
+        from .apply import check_fast_style_settings
+
+        check_fast_style_settings(ms)
     if s.mode == "dream":
         return _Dream(ms, weight, frame_steps, first())
     if s.frame_iterations is not None:

@@ -32,12 +32,17 @@ function fieldFor(f) {
   if (f.kind === "choice" || f.kind === "model" || styleModel || tap) {
     input = document.createElement("select");
     let choices = f.kind === "model" ? state.info.networks : f.choices;
-    if (styleModel) choices = state.info.styles;
+    if (styleModel) choices = [...state.info.styles, ...Object.keys(state.info.fast_styles || {})];
     if (tap) choices = state.info.taps[state.info.default_network];
     if (f.default === null && !tap) {  // "per network" and the like: an empty choice leaves it to dreamstyle
       const o = document.createElement("option"); o.value = ""; o.textContent = f.default_text || "default"; input.append(o);
     }
-    for (const c of choices) { const o = document.createElement("option"); o.value = o.textContent = c; input.append(o); }
+    for (const c of choices) {
+      const o = document.createElement("option"); o.value = o.textContent = c;
+      const painting = styleModel && (state.info.fast_styles || {})[c];
+      if (painting) o.textContent = `${painting} (your painting's fast style)`;
+      input.append(o);
+    }
     if (f.default !== null) input.value = f.default;
   } else if (f.kind === "bool") {
     input = document.createElement("input"); input.type = "checkbox"; input.checked = !!f.default;
@@ -63,7 +68,8 @@ function fieldFor(f) {
   return wrap;
 }
 
-const HIDDEN = new Set(["save_every", "masks", "guide", "init", "weights", "image"]); // files: not in the form yet
+// files: not in the form (the painting of a fast style is the first style image)
+const HIDDEN = new Set(["save_every", "masks", "guide", "init", "weights", "image", "style_image", "style_data"]);
 
 function buildForm() {
   const form = $("#settings");
@@ -105,6 +111,7 @@ function formValues() {
     values[el.name] = v;
   }
   if (state.mode === "apply" && state.model) values.model = state.model.id;
+  if (state.mode === "apply" && state.styles.length) values.style_image = state.styles[0];  // its fast style
   return values;
 }
 
@@ -151,7 +158,9 @@ function restore(mode, settings) {
 function setMode(mode) {
   state.mode = mode;
   for (const b of document.querySelectorAll("#modes button")) b.setAttribute("aria-selected", String(b.dataset.mode === mode));
-  $("#style-drop").hidden = mode !== "stylize";
+  $("#style-drop").hidden = mode !== "stylize" && mode !== "apply";
+  $("#style-title").textContent = mode === "apply" ? "Your painting (optional)" : "Style images";
+  $("#style-note").hidden = mode !== "apply";
   $("#model-upload").hidden = mode !== "apply";
   $("#content-drop").hidden = mode === "live";
   $("#content-title").textContent = mode === "explore" ? "Photo (optional: heat maps over it)" : "Photo";
@@ -292,6 +301,7 @@ async function start() {
   if ($("#start").disabled) return;
   say("");
   if (state.mode === "live") return startLive();
+  if (state.mode === "apply" && state.styles.length > 1) return say("Fast apply takes one painting: remove the others, or use Stylize to blend them.");
   const body = { mode: state.mode, content: state.content, styles: state.styles, settings: formValues() };
   state.submitting = true; updateStart(); clearResult();
   try {
@@ -308,7 +318,7 @@ function follow(job) {
   if (state.source) state.source.close();
   const source = new EventSource(`/api/jobs/${job.id}/events`);
   state.source = source;
-  const finish = (j) => { state.job = j; show(j); source.close(); gallery(); };
+  const finish = (j) => { state.job = j; show(j); source.close(); gallery(); if (j.mode === "apply") refreshStyles(); };
   source.onmessage = (e) => {
     const j = JSON.parse(e.data);
     if (FINISHED.includes(j.state)) finish(j); else { state.job = j; show(j); }
@@ -331,6 +341,18 @@ async function copyCli() {
   const { command } = await api(`/api/jobs/${state.job.id}/command`);
   const pre = $("#cli"); pre.textContent = command; pre.hidden = false;
   try { await navigator.clipboard.writeText(command); say("Command copied.", true); } catch { say("Copy the command below.", true); }
+}
+
+// A finished fast-style job adds the painting's style to the style lists (Fast apply, Live).
+async function refreshStyles() {
+  try {
+    const info = await api("/api/info");
+    if (JSON.stringify(info.fast_styles) === JSON.stringify(state.info.fast_styles)) return;
+    const keep = formValues();
+    state.info.fast_styles = info.fast_styles;
+    buildForm();
+    for (const [k, v] of Object.entries(keep)) { const el = $(`#set-${k}`); if (el && el.type !== "checkbox") el.value = v; }
+  } catch (e) { say(e.message); }
 }
 
 async function gallery() {
