@@ -176,8 +176,8 @@ class ExploreSettings(NetworkSettings):
 
 ARCHITECTURES = ("small", "standard")
 # A new painting's fast style (apply --style): fine-tuned from a bundled style for this many steps
-# (4 crops of 256 px each), about 5 minutes on 2 cores (BENCHMARKS.md, issue 21).
-FAST_STYLE_STEPS = 150
+# (4 crops of 256 px each): 4 to 5 minutes on a 2-core Zen 1 EPYC (BENCHMARKS.md, issue 21).
+FAST_STYLE_STEPS = 140
 TRAIN_STEPS, FINE_TUNE_STEPS = 2000, 400  # train's steps from scratch, and from a trained model (--init)
 
 
