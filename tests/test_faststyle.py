@@ -172,6 +172,12 @@ def test_video_apply_takes_the_painting_through_the_same_cache(painting, tmp_pat
     assert len(list(Path(out).glob("*.png"))) == 3
     with pytest.raises(SettingError, match="one painting"):
         dreamstyle.video(frames, tmp_path / "out2", mode="apply", style_images=[str(painting)] * 2, progress=False)
+    other = tmp_path / "other.png"  # a new painting: a bad option is refused before its minutes of fine-tuning
+    Image.open(painting).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other)
+    with pytest.raises(SettingError, match="frame_iterations"):
+        dreamstyle.video(frames, tmp_path / "out3", mode="apply", style_images=[str(other)], frame_iterations=3,
+                         progress=False)
+    assert faststyle.fine_tunes == before + 1
 
 
 def test_cli_apply_style_and_models_list_and_clear(cli, painting, image_files, tmp_path):

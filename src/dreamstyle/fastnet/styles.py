@@ -34,7 +34,12 @@ def painting_of(name: str) -> Path:
 
 def bundled_onnx(name: str) -> Path | None:
     """The ONNX export of bundled style ``name``, if it ships one."""
-    path = BUNDLED_DIR / f"{name}.onnx"
+    return onnx_copy(BUNDLED_DIR / f"{name}.pt")
+
+
+def onnx_copy(model: Path) -> Path | None:
+    """The ONNX copy beside a model file (``NAME.onnx`` next to ``NAME.pt``), if there is one."""
+    path = model.with_suffix(".onnx")
     return path if path.is_file() else None
 
 
@@ -57,7 +62,8 @@ def cache_dir() -> Path:
 
 def cached_styles() -> list[dict[str, Any]]:
     """The finished fast styles in the cache, newest first: each entry's metadata (painting, steps, seconds)
-    with its ``file``. An entry whose description cannot be read is listed by its file alone."""
+    with its ``file`` and its ``onnx`` copy (or None). An entry whose description cannot be read is listed
+    by its files alone."""
     entries = []
     folder = cache_dir()
     for model in folder.glob("*.pt") if folder.is_dir() else []:
@@ -67,8 +73,9 @@ def cached_styles() -> list[dict[str, Any]]:
             info = json.loads(model.with_suffix(".json").read_text())
         except (OSError, ValueError):
             info = {}
+        onnx = onnx_copy(model)
         entries.append({**(info if isinstance(info, dict) else {}), "file": str(model),
-                        "modified": model.stat().st_mtime})
+                        "onnx": None if onnx is None else str(onnx), "modified": model.stat().st_mtime})
     return sorted(entries, key=lambda e: -e["modified"])
 
 

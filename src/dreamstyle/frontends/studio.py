@@ -388,10 +388,8 @@ def fast_styles() -> dict[str, dict[str, str]]:
 
     out = {}
     for entry in cached_styles():
-        model = Path(entry["file"])
-        onnx = model.with_suffix(".onnx")
-        out[model.stem] = {"painting": str(entry.get("painting", model.stem)),
-                           "model": str(onnx if onnx.is_file() else model)}
+        key = Path(entry["file"]).stem
+        out[key] = {"painting": str(entry.get("painting", key)), "model": entry["onnx"] or entry["file"]}
     return out
 
 

@@ -200,12 +200,12 @@ def check_fast_style_settings(s: ApplySettings) -> None:
 
 
 def with_fast_style(s: ApplySettings, events: Run, images: int) -> ApplySettings:
-    """The settings with ``model`` set to the painting's fast style (its ONNX copy where onnxruntime runs it)."""
+    """The settings with ``model`` set to the painting's fast style (its ONNX copy where onnxruntime runs it).
+    Call :func:`check_fast_style_settings` first, with every other check, before the minutes of a fine-tune."""
     import dataclasses
 
     from .faststyle import fast_style
 
-    check_fast_style_settings(s)
     style = fast_style(s, events, images)
     use_onnx = style.onnx is not None and s.device in ("auto", "cpu") \
         and importlib.util.find_spec("onnxruntime") is not None

@@ -25,8 +25,8 @@ from PIL import Image
 
 from ..errors import RunError, UserError
 from ..events import Child, Run
-from ..fastnet.styles import TRAINING_PHOTOS, cache_dir
-from ..images import as_image, image_files, pixel_digest
+from ..fastnet.styles import TRAINING_PHOTOS, cache_dir, onnx_copy
+from ..images import as_image, atomic_path, image_files, pixel_digest
 from ..settings import ApplySettings, TrainSettings
 from ..version import __version__
 
@@ -39,13 +39,10 @@ fine_tunes = 0  # fine-tunes run in this process (the tests count cache hits wit
 
 @dataclass(frozen=True)
 class FastStyle:
-    """A fast style in the cache: ``model`` (the .pt), ``onnx`` (its ONNX copy, if made), and whether this
-    call ``trained`` it."""
+    """A fast style in the cache: ``model`` (the .pt) and ``onnx`` (its ONNX copy, if made)."""
 
     model: Path
     onnx: Path | None
-    trained: bool
-    key: str
 
 
 def entry_key(painting: Image.Image, steps: int, data: str | None) -> str:
@@ -63,36 +60,41 @@ def _data_identity(data: str | None) -> Any:
     return [[str(p), p.stat().st_size, int(p.stat().st_mtime)] for p in image_files(Path(data), recursive=True)]
 
 
-def find_cached(s: ApplySettings) -> FastStyle | None:
-    """The fast style of ``s.style_image`` if the cache has it (nothing is trained), else None."""
+def _locate(s: ApplySettings) -> tuple[Image.Image, str, str]:
+    """The painting of ``s.style_image``, the name it is listed by, and its cache entry's key."""
     assert s.style_image is not None
     painting, name = as_image(s.style_image, "style")
-    name = s.style_name or name
-    key = entry_key(painting, s.style_steps, s.style_data)
-    final = cache_dir() / f"{key}.pt"
-    return FastStyle(final, _onnx_of(final), False, key) if final.is_file() else None
+    return painting, s.style_name or name, entry_key(painting, s.style_steps, s.style_data)
+
+
+def _hit(final: Path) -> FastStyle | None:
+    """The finished entry at ``final``, if there is one."""
+    return FastStyle(final, onnx_copy(final)) if final.is_file() else None
+
+
+def find_cached(s: ApplySettings) -> FastStyle | None:
+    """The fast style of ``s.style_image`` if the cache has it (nothing is trained), else None."""
+    return _hit(cache_dir() / f"{_locate(s)[2]}.pt")
 
 
 def fast_style(s: ApplySettings, events: Run, images: int = 0) -> FastStyle:
     """The fast style of ``s.style_image``: from the cache, or fine-tuned now (its steps reported to
     ``events``, whose total also counts the ``images`` to apply after it)."""
-    assert s.style_image is not None
-    painting, name = as_image(s.style_image, "style")
-    name = s.style_name or name
-    key = entry_key(painting, s.style_steps, s.style_data)
+    painting, name, key = _locate(s)
     folder = _make_folder(cache_dir())
     final, partial = folder / f"{key}.pt", folder / f"{key}.partial.pt"
-    if final.is_file():
-        return FastStyle(final, _onnx_of(final), False, key)
+    cached = _hit(final)
+    if cached is not None:
+        return cached
     with _locked(folder / f"{key}.lock"):
-        if final.is_file():  # another process finished it while this one waited
-            return FastStyle(final, _onnx_of(final), False, key)
+        cached = _hit(final)  # another process may have finished it while this one waited
+        if cached is not None:
+            return cached
         done = _resumable(partial)
         events.expect(s.style_steps - done + images, 0)
         _fine_tune(painting, name, s, partial, done, events)
         _finish(partial, final, name, key, s)
-    onnx = _export_onnx(final)
-    return FastStyle(final, onnx, True, key)
+    return FastStyle(final, _export_onnx(final))
 
 
 def _fine_tune(painting: Image.Image, name: str, s: ApplySettings, partial: Path, done: int,
@@ -118,9 +120,8 @@ def _finish(partial: Path, final: Path, name: str, key: str, s: ApplySettings) -
     save_model(model.net, final, meta)
     info = {"painting": Path(name).name, "steps": s.style_steps, "seconds": meta.get("seconds"),
             "data": s.style_data or "bundled photos", "dreamstyle": __version__, "created": time.time()}
-    tmp = final.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info))
-    os.replace(tmp, final.with_suffix(".json"))
+    with atomic_path(final.with_suffix(".json")) as tmp:
+        Path(tmp).write_text(json.dumps(info))
     partial.unlink(missing_ok=True)
 
 
@@ -140,23 +141,17 @@ def _resumable(partial: Path) -> int:
     return step
 
 
-def _onnx_of(model: Path) -> Path | None:
-    onnx = model.with_suffix(".onnx")
-    return onnx if onnx.is_file() else None
-
-
 def _export_onnx(model: Path) -> Path | None:
     """An ONNX copy for onnxruntime (faster on a CPU), when onnx is installed; None otherwise."""
     import importlib.util
 
     if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
         return None
-    from ..events import Run as _Run
     from ..settings import ExportSettings
     from .export import export
 
     try:
-        export(model, model.with_suffix(".onnx"), ExportSettings(check_size=64), _Run("export", 0))
+        export(model, model.with_suffix(".onnx"), ExportSettings(check_size=64), Run("export", 0))
     except (RunError, UserError) as e:  # the .pt still works; apply runs it with torch
         warnings.warn(f"could not make an ONNX copy of the fast style ({e}); it runs with torch", stacklevel=2)
         return None

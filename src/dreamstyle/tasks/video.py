@@ -286,24 +286,23 @@ def _framer(s: VideoSettings, ms: Any, weight: float, frame_steps: int, first: C
             raise SettingError("save_every", "is for still images; a video keeps each finished frame in its work "
                                "folder (OUT.frames/) until the video is written")
         return _Stylize(ms, s.style_images, weight, frame_steps, first())
-    if s.style_images and s.mode == "apply":
-        if len(s.style_images) != 1:
-            raise SettingError("style_images", "takes one painting in --mode apply (its fast style); to blend "
-                               "paintings use --mode stylize")
-        from .apply import with_fast_style
-
-        ms = with_fast_style(dataclasses.replace(ms, style_image=s.style_images[0]), events, 0)
-    elif s.style_images:
+    if s.style_images and s.mode != "apply":
         raise SettingError("style_images", f"is for --mode stylize and apply; --mode {s.mode} does not use it")
-    elif s.mode == "apply":
-        from .apply import check_fast_style_settings
-
-        check_fast_style_settings(ms)
     if s.mode == "dream":
         return _Dream(ms, weight, frame_steps, first())
     if s.frame_iterations is not None:
         raise SettingError("frame_iterations", "is for --mode stylize and --mode dream; apply runs the network once "
                            "per frame")
+    from .apply import check_fast_style_settings, with_fast_style
+
+    if s.style_images:  # the painting's fast style: every check first, then the fine-tune if it is new
+        if len(s.style_images) != 1:
+            raise SettingError("style_images", "takes one painting in --mode apply (its fast style); to blend "
+                               "paintings use --mode stylize")
+        ms = dataclasses.replace(ms, style_image=s.style_images[0])
+    check_fast_style_settings(ms)
+    if ms.style_image is not None:
+        ms = with_fast_style(ms, events, 0)
     return _Apply(ms, weight)
 
 
