@@ -66,6 +66,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "c1": {"settings": {"content_weight": 1, "content_layers": ["blocks.1:0.5", "blocks.8"]}},
     "cw10": {"settings": {"content_weight": 10, "content_layers": ["blocks.8"]}},
     "cw10c3": {"settings": {"content_weight": 10, "content_layers": ["blocks.3", "blocks.8"]}},  # the default
+    # issue 19 on Zen 1: a shorter L-BFGS memory (cheaper steps), and fewer steps
+    "h10": {"settings": {}, "engine": {"history": 10}},
+    "h20": {"settings": {}, "engine": {"history": 20}},
+    "h10it75": {"settings": {"iterations": 75}, "engine": {"history": 10}},
 }
 
 
@@ -81,10 +85,13 @@ def pairs(kind: str, limit: int) -> list[tuple[str, str]]:
 @contextlib.contextmanager
 def engine(switches: dict[str, Any]) -> Iterator[None]:
     """Apply the engine switches for one variant (patching tasks.stylize), and undo them after."""
+    from dreamstyle.optimize import loop
     from dreamstyle.tasks import stylize as st
 
     saved = {name: getattr(st, name) for name in ("ContentLoss",)}
+    history = loop.LBFGS_HISTORY
     try:
+        loop.LBFGS_HISTORY = switches.get("history", history)
         if switches.get("content") == "layout":
             from dreamstyle.objectives.layout import SelfSimilarityLoss
 
@@ -93,6 +100,7 @@ def engine(switches: dict[str, Any]) -> Iterator[None]:
     finally:
         for name, value in saved.items():
             setattr(st, name, value)
+        loop.LBFGS_HISTORY = history
 
 
 def main() -> int:

@@ -84,7 +84,7 @@ def test_self_similarity_targets_re_bind() -> None:
 
 
 def test_every_optimization_loop_stops_on_a_non_finite_loss_in_one_line() -> None:
-    """Image optimization, Deep Dream's ascent, explore and training all check through check_finite."""
+    """Image optimization, Deep Dream's ascent, explore and training run on one loop, guarded by check_finite."""
     import math
 
     import pytest
@@ -102,6 +102,59 @@ def test_every_optimization_loop_stops_on_a_non_finite_loss_in_one_line() -> Non
         ascend(image, lambda x: x.sum() * math.nan, 2, jitter=0)
     with pytest.raises(RunError, match="became nan at step 1"):
         optimize_image(image, lambda x: (x.sum() * math.nan, {}), 2)
+
+
+def test_one_loop_runs_every_optimizer_guards_before_the_update_and_reports_each_step() -> None:
+    """``descend`` is the loop under image optimization, the ascent, explore and training: it reports every
+    step in order, refuses a NaN loss before the optimizer moves anything, and takes gradients that the
+    step set itself (the ascent's tiles) when the loss is a plain number."""
+
+    import pytest
+    import torch
+
+    from dreamstyle.errors import RunError
+    from dreamstyle.optimize.ascent import NormalizedAscent
+    from dreamstyle.optimize.loop import descend
+
+    x = torch.tensor([3.0, -2.0], requires_grad=True)
+    seen: list[tuple[int, float]] = []
+    descend(torch.optim.SGD([x], lr=0.25), lambda: ((x ** 2).sum(), {"n": 1.0}), range(5, 8),
+            lambda step, loss, parts: seen.append((step, loss)))
+    assert [s for s, _ in seen] == [5, 6, 7]
+    assert seen[0][1] == pytest.approx(13.0) and seen[1][1] == pytest.approx(13.0 / 4)  # x halves each step
+    assert torch.allclose(x.detach(), torch.tensor([3.0, -2.0]) / 8)
+
+    before, reported = x.detach().clone(), []
+    with pytest.raises(RunError, match="became nan at step 2; custom fix"):
+        descend(torch.optim.Adam([x], lr=0.1), _nan_at(x, 2), range(1, 4),
+                lambda step, loss, parts: reported.append(step), fix="custom fix")
+    assert reported == [1] and not torch.equal(x.detach(), before)  # step 1 moved it ...
+    moved = x.detach().clone()
+    with pytest.raises(RunError):
+        descend(torch.optim.Adam([x], lr=0.1), _nan_at(x, 1), range(1, 2))
+    assert torch.equal(x.detach(), moved)  # ... and the NaN step moved nothing
+
+    image = torch.zeros(1, 1, 4, 4)
+
+    def set_own_gradient() -> tuple[float, dict[str, float]]:
+        image.grad = torch.ones_like(image)
+        return 0.5, {}
+
+    descend(NormalizedAscent([image], step_size=0.1, laplacian=0), set_own_gradient, range(1, 3))
+    assert torch.allclose(image, torch.full_like(image, 0.2))  # two normalized steps of 0.1 up
+
+
+def _nan_at(x: torch.Tensor, bad: int):  # type: ignore[no-untyped-def]
+    """An evaluate() whose loss is finite until call ``bad``, then NaN."""
+    import math
+
+    calls = {"n": 0}
+
+    def evaluate():  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        return (x ** 2).sum() * (math.nan if calls["n"] >= bad else 1.0), {}
+
+    return evaluate
 
 
 def test_loss_terms_are_modules_whose_targets_re_bind_without_rebuilding() -> None:

@@ -18,7 +18,7 @@ from dreamstyle.errors import RunError, UserError
 from dreamstyle.frontends import cli as dreamstyle_cli
 from dreamstyle.images import load_image, read_params, to_tensor
 from dreamstyle.objectives import Objective, StyleLoss, TVLoss
-from dreamstyle.optimize import optimize_image, pyramid_sizes, split_iterations
+from dreamstyle.optimize import coarse_to_fine, octave_sizes, optimize_image, pyramid_sizes, split_iterations
 from dreamstyle.tasks import session
 from dreamstyle.tasks import stylize as stylize_task
 
@@ -338,6 +338,46 @@ def test_split_iterations(total, size):
         assert all(a > b for a, b in zip(steps, steps[1:]))
 
 
+class _Recorder:
+    """A task for the schedule driver that records its calls; its 'image' is the list of sizes it went through."""
+
+    def __init__(self):
+        self.calls = []
+
+    def bind(self, size):
+        self.calls.append(("bind", size))
+        return f"criterion@{size}"
+
+    def start(self, criterion, below):
+        self.calls.append(("start", criterion, below))
+        return [] if below is None else list(below)
+
+    def optimize(self, criterion, start, steps):
+        self.calls.append(("optimize", criterion, steps))
+        return [*start, (criterion, steps)]
+
+
+def test_coarse_to_fine_binds_starts_and_optimizes_each_level_from_the_one_below():
+    task = _Recorder()
+    result = coarse_to_fine(task, [256, 362, 512], [37, 29, 24])
+    assert result == [("criterion@256", 37), ("criterion@362", 29), ("criterion@512", 24)]
+    assert task.calls[:3] == [("bind", 256), ("start", "criterion@256", None), ("optimize", "criterion@256", 37)]
+    assert task.calls[4] == ("start", "criterion@362", [("criterion@256", 37)])  # the level below's result
+    assert [c[0] for c in task.calls] == ["bind", "start", "optimize"] * 3
+
+
+@pytest.mark.parametrize("sizes, steps", [([], []), ([256, 512], [10])])
+def test_coarse_to_fine_refuses_a_schedule_without_one_step_count_per_size(sizes, steps):
+    with pytest.raises(ValueError, match="one step count per size"):
+        coarse_to_fine(_Recorder(), sizes, steps)
+
+
+def test_octave_sizes():
+    assert octave_sizes(512, 3, 1.4) == [261, 366, 512]
+    assert octave_sizes(100, 4, 2.0) == [32, 32, 50, 100]  # never under 32 px
+    assert octave_sizes(512, 1, 1.4) == [512]
+
+
 @pytest.mark.parametrize("total", [1, 2])
 def test_split_iterations_refuses_fewer_steps_than_levels(total):
     with pytest.raises(ValueError):
@@ -416,18 +456,21 @@ def _edge_ratios(image: Image.Image, rows: int = 2) -> list[float]:
 def test_border_rows_are_styled_like_the_inside():
     """The edge line (issue 6): on a flat photo every stroke comes from the style, so the rows and
     columns at the border must carry about the inside's detail: no line of noise along one edge
-    (> 1.25) and no unstyled strip along the opposite one (< 0.8). Without the mirrored margin the
-    bottom rows come out less styled, which shows the measure can fail. It tests the margin, so it starts
-    from the photo: from the palette start (a flat patch of the painting's mean colour, far from the
-    photo's) the borders carry 1.2-1.5x the inside's detail, an open point in BENCHMARKS.md (issue 18). The
-    picture depends on the thread count (sums in another order): the suite runs on 1 thread, and with 2 on
-    a Zen 1 EPYC the top rows reach 1.32x, so the margin does not settle the edge on every processor."""
+    (> 1.25) and no unstyled strip along the opposite one (< 0.75). Without the mirrored margin the
+    bottom rows come out less styled (0.69 on an AMX Xeon, against 0.85 with it), which shows the
+    measure can fail; the right-hand columns sit at 0.80 there with or without it, hence 0.75.
+
+    It tests the margin, so it starts from the photo: from the palette start (a flat patch of the
+    painting's mean colour, far from the photo's) the borders carry 1.2-1.5x the inside's detail, an
+    open point in BENCHMARKS.md (issue 18). The picture depends on the thread count (sums in another
+    order): the suite runs on 1 thread, and with 2 on a Zen 1 EPYC the top rows reach 1.32x, so the
+    margin does not settle the edge on every processor."""
     flat = Image.new("RGB", (320, 256), (128, 120, 110))
     options = dict(size=256, iterations=40, seed=0, progress=False, init="content")
     styled = dreamstyle.stylize(flat, EXAMPLES / "starry_night.jpg", **options)
-    assert all(0.8 < r < 1.25 for r in _edge_ratios(styled)), _edge_ratios(styled)
+    assert all(0.75 < r < 1.25 for r in _edge_ratios(styled)), _edge_ratios(styled)
     bare = dreamstyle.stylize(flat, EXAMPLES / "starry_night.jpg", edge_pad=False, **options)
-    assert min(_edge_ratios(bare)) < 0.8, _edge_ratios(bare)  # fails the bound the margin's output meets
+    assert min(_edge_ratios(bare)) < 0.75, _edge_ratios(bare)  # fails the bound the margin's output meets
 
 
 # --- presets ----------------------------------------------------------------------------------------

@@ -57,28 +57,32 @@ def _torch_can_load() -> None:
                        "without one")
 
 
-def _cmd_stylize(args: argparse.Namespace) -> int:
+def _optimizing() -> None:
+    """Before a command that optimizes: torch can load, and its optimizers need not import torch._dynamo."""
     _torch_can_load()
-    from ..api import stylize
     from ..runtime import defer_dynamo
 
     defer_dynamo()
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    _optimizing()
+    from ..api import stylize
+
     stylize(args.content, args.styles, output=args.output, progress=not args.quiet, **_settings(args))
     return _wrote(args)
 
 
 def _cmd_sheet(args: argparse.Namespace) -> int:
-    _torch_can_load()
+    _optimizing()
     from ..api import sheet
-    from ..runtime import defer_dynamo
 
-    defer_dynamo()
     sheet(args.content, args.styles, args.sweep, args.output, progress=not args.quiet, **_settings(args))
     return _wrote(args)
 
 
 def _cmd_dream(args: argparse.Namespace) -> int:
-    _torch_can_load()
+    _optimizing()
     from ..api import dream, dream_zoom
 
     values = _settings(args)
@@ -96,7 +100,7 @@ def _cmd_dream(args: argparse.Namespace) -> int:
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
-    _torch_can_load()
+    _optimizing()
     from ..api import explore
 
     explore(output=args.output, progress=not args.quiet, **_settings(args))
@@ -104,7 +108,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    _torch_can_load()
+    _optimizing()
     from ..api import train
 
     model = train(args.style, args.output, progress=not args.quiet, **_settings(args))
@@ -143,7 +147,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_video(args: argparse.Namespace) -> int:
     if getattr(args, "mode", "apply") != "apply" or getattr(args, "style_images", None) \
             or _needs_torch(getattr(args, "model", ""), getattr(args, "device", "auto")):
-        _torch_can_load()
+        _optimizing()
     from ..api import video
 
     video(args.source, args.output, progress=not args.quiet, **_settings(args))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..lazy import lazy_attributes
 from .options import INITS, OPTIMIZERS
-from .pyramid import pyramid_sizes, split_iterations
+from .pyramid import Levels, coarse_to_fine, octave_sizes, pyramid_sizes, split_iterations
 
 if TYPE_CHECKING:
     from .loop import Result, check_settings, make_optimizer, optimize_image
@@ -22,5 +22,5 @@ def __getattr__(name: str) -> Any:
     return _lazy(name)
 
 
-__all__ = ["INITS", "OPTIMIZERS", "Result", "check_settings", "make_optimizer", "optimize_image", "pyramid_sizes",
-           "split_iterations"]
+__all__ = ["INITS", "OPTIMIZERS", "Levels", "Result", "check_settings", "coarse_to_fine", "make_optimizer",
+           "octave_sizes", "optimize_image", "pyramid_sizes", "split_iterations"]

@@ -35,6 +35,7 @@ from ..images import (
     to_tensor,
 )
 from ..objectives.dream import DreamLoss, parse_targets, resolve_channels
+from ..optimize import coarse_to_fine, octave_sizes
 from ..optimize.ascent import ascend
 from ..optimize.memory import (
     BASE_BYTES,
@@ -67,6 +68,10 @@ class Dreamer:
         self.device = self.session.device
         self.backbone = self.session.backbone
         self.extractor: FeatureExtractor = self.backbone.extractor(taps)
+
+    def sizes(self, size: int) -> list[int]:
+        """The octaves' long sides for a dream whose last octave is ``size``."""
+        return octave_sizes(size, self.settings.octaves, self.settings.octave_scale)
 
     def params(self, image_name: str, size: int) -> dict[str, Any]:
         """The parameters a dream of this photo records (targets with their channels chosen)."""
@@ -151,10 +156,6 @@ def recolor(result: torch.Tensor, original: torch.Tensor, preserve_color: str) -
     return result
 
 
-def octave_sizes(size: int, settings: DreamSettings) -> list[int]:
-    return [max(32, round(size / settings.octave_scale ** k)) for k in range(settings.octaves - 1, -1, -1)]
-
-
 def dream(image: ImageLike | Picture, settings: DreamSettings, output: str | os.PathLike | None = None,
           events: Run | None = None, dreamer: Dreamer | None = None) -> Image.Image:
     """Deep Dream: amplify what the network sees in ``image`` at the target taps/channels.
@@ -176,8 +177,8 @@ def dream(image: ImageLike | Picture, settings: DreamSettings, output: str | os.
     size = max(photo.size) if s.size is None else s.size
     if size < 32:
         raise SettingError("size", f"must be at least 32 pixels, got {size}")
-    sizes = octave_sizes(size, s)
     dreamer = dreamer or Dreamer(s)
+    sizes = dreamer.sizes(size)
     dreamer.check_size(photo, sizes)
     dreamer.check_memory(photo, size, s.tile)
     dreamer.fix_channels(photo)
@@ -198,23 +199,44 @@ def dream(image: ImageLike | Picture, settings: DreamSettings, output: str | os.
         return keep_image(events, result, out_path, params, started)
 
     with guarded(events, keep):
-        detail: torch.Tensor | None = None
-        for octave_size in sizes:
-            base = resized_tensor(photo, octave_size, dreamer.device)
-            if detail is not None:
-                detail = F.interpolate(detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
-            state["current"] = current = base if detail is None else (base + detail).clamp(0, 1)
-            h, w = base.shape[-2:]
-            state["current"] = current = dreamer.run(current, dreamer.loss_at(octave_size), s.iterations,
-                                                     generator, events, f"{w}x{h}")
-            detail = current - base
-            state["base"] = base
-        result = to_image(recolor(state["current"], state["base"], s.preserve_color))
+        octaves = _Octaves(dreamer, photo, generator, events, state)
+        dreamed = coarse_to_fine(octaves, sizes, [s.iterations] * len(sizes))
+        result = to_image(recolor(dreamed, state["base"], s.preserve_color))  # the top octave's photo, set by the run
         params["seconds"] = round(time.perf_counter() - started, 2)
         result.info["dreamstyle"] = params
         path = save_image(result, out_path, params) if out_path is not None else None
     events.finish(result, path, params)
     return result
+
+
+class _Octaves:
+    """Deep Dream's octaves for the schedule driver: the photo at each octave's size plus the detail dreamed
+    so far, carried up from the octave below (as the original does), then the ascent there."""
+
+    def __init__(self, dreamer: Dreamer, photo: Image.Image, generator: torch.Generator, events: Run,
+                 state: dict[str, Any]) -> None:
+        self.dreamer, self.photo, self.generator, self.events = dreamer, photo, generator, events
+        self.state = state  # 'current' (what an interruption keeps) and 'base' (this octave's photo)
+        self.detail: torch.Tensor | None = None
+
+    def bind(self, size: int) -> tuple[DreamLoss, torch.Tensor]:
+        return self.dreamer.loss_at(size), resized_tensor(self.photo, size, self.dreamer.device)
+
+    def start(self, criterion: tuple[DreamLoss, torch.Tensor], below: torch.Tensor | None) -> torch.Tensor:
+        base = criterion[1]
+        if self.detail is not None:
+            self.detail = F.interpolate(self.detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
+        self.state["current"] = base if self.detail is None else (base + self.detail).clamp(0, 1)
+        return self.state["current"]
+
+    def optimize(self, criterion: tuple[DreamLoss, torch.Tensor], start: torch.Tensor, steps: int) -> torch.Tensor:
+        loss, base = criterion
+        h, w = base.shape[-2:]
+        self.state["current"] = current = self.dreamer.run(start, loss, steps, self.generator, self.events,
+                                                           f"{w}x{h}")
+        self.detail = current - base
+        self.state["base"] = base
+        return current
 
 
 def _zoom_in(image: torch.Tensor, scale: float) -> torch.Tensor:
@@ -240,7 +262,7 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
     dreamer = Dreamer(settings)
     picture = take_in(image, "image")
     size = max(picture.size) if settings.size is None else settings.size
-    first_steps = len(octave_sizes(size, settings)) * settings.iterations
+    first_steps = len(dreamer.sizes(size)) * settings.iterations
     events = events or Run("dream --zoom", 0)
     events.expect(first_steps + (zoom.frames - 1) * zoom.frame_iterations)
     images: list[Image.Image] = []
@@ -283,4 +305,4 @@ def dream_zoom(image: ImageLike, output: str | os.PathLike, settings: DreamSetti
     return images
 
 
-__all__ = ["dream", "dream_zoom", "Dreamer", "octave_sizes"]
+__all__ = ["dream", "dream_zoom", "Dreamer"]

@@ -38,7 +38,7 @@ from ..images import (
     short_side,
     to_image,
 )
-from ..optimize.loop import check_finite
+from ..optimize.loop import descend
 from ..optimize.memory import check_fits
 from ..settings import ExploreSettings, as_params
 from .session import Session, check_weights_file, keep_image
@@ -130,15 +130,14 @@ def visualize_channels(extractor: FeatureExtractor, tap: str, channels: Sequence
     optimizer = torch.optim.Adam(param.parameters(), lr=LR)
     index = torch.as_tensor(list(channels), device=device)
     rows = torch.arange(len(channels), device=device)
-    for step in range(1, iterations + 1):
-        optimizer.zero_grad(set_to_none=True)
+    def evaluate() -> tuple[torch.Tensor, dict[str, float]]:
         feats = extractor(random_transform(param(), generator))[tap]
         activation = feats[rows, index].mean(dim=(1, 2))  # item i's mean activation of channel i
-        check_finite(float(activation.sum().detach()), step, "the network's weights may hold values that are "
-                     "not finite; try --precision fp32")
-        (-activation.sum()).backward()
-        optimizer.step()
-        events.step(f"explore {tap}", -activation.mean().item())
+        return -activation.sum(), {"activation": activation.mean().item()}
+
+    descend(optimizer, evaluate, range(1, iterations + 1),
+            lambda step, loss, parts: events.step(f"explore {tap}", -parts["activation"]),
+            fix="the network's weights may hold values that are not finite; try --precision fp32")
     with torch.no_grad():
         return param()
 

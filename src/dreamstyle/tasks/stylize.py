@@ -39,7 +39,7 @@ from ..images import (
 )
 from ..objectives import ContentLoss, Objective, StyleLoss, Term, TVLoss, loss_defaults
 from ..objectives.dream import DreamLoss, DreamTarget, parse_targets, resolve_channels
-from ..optimize import INITS, check_settings, optimize_image, pyramid_sizes, split_iterations
+from ..optimize import INITS, check_settings, coarse_to_fine, optimize_image, pyramid_sizes, split_iterations
 from ..optimize.memory import check_fits
 from ..settings import StylizeSettings, as_params, parse_taps
 from .session import Session, check_weights_file, keep_image
@@ -184,22 +184,43 @@ def run(p: Prepared, events: Run, *, content: Image.Image | None = None, init: I
         events.subscribe(_saver(p.output, params), s.save_every)
     p.session.govern(events)
     with guarded(events, keep):
-        dream_targets, loss, terms = p.dream_targets, math.inf, None
-        for level_size, level_steps in zip(sizes, steps):
-            level = _level(p, photo, level_size, dream_targets, terms, list(extra_terms))
-            if terms is None and dream_targets:  # channels chosen once, on the content, kept through the levels
-                dream_targets = level.dream_targets
-                params["dream"] = [str(t) for t in dream_targets]
-            terms = level.terms
-            state["current"] = _level_start(p, level, state["current"], init)
-            state["finish"] = _finisher(s.preserve_color, level.content)
-            state["current"], loss = _optimize_level(p, level, state, level_steps, events)
-        params.update(final_loss=loss, seconds=round(time.perf_counter() - started, 2))
-        image = state["finish"](state["current"])
+        pyramid = _Pyramid(p, photo, events, init, list(extra_terms), state, params)
+        result = coarse_to_fine(pyramid, sizes, steps)
+        image = state["finish"](result)  # the top level's finisher (its colour preservation), set by the run
+        params.update(final_loss=pyramid.loss, seconds=round(time.perf_counter() - started, 2))
         image.info["dreamstyle"] = params
         path = save_image(image, p.output, params) if p.output is not None else None
     events.finish(image, path, params)
     return image
+
+
+class _Pyramid:
+    """Stylize's levels for the schedule driver: the terms built on the first level and re-bound at each next
+    one, a level's start, and the optimizer's run there. ``state`` holds what an interruption keeps."""
+
+    def __init__(self, p: Prepared, photo: Picture, events: Run, init: Image.Image | None,
+                 extra_terms: list[tuple[Term, float]], state: dict[str, Any], params: dict[str, Any]) -> None:
+        self.p, self.photo, self.events, self.init, self.extra_terms = p, photo, events, init, extra_terms
+        self.state, self.params = state, params
+        self.dream_targets, self.loss = p.dream_targets, math.inf
+        self.terms: list[tuple[Term, float]] | None = None
+
+    def bind(self, size: int) -> _Level:
+        level = _level(self.p, self.photo, size, self.dream_targets, self.terms, self.extra_terms)
+        if self.terms is None and self.dream_targets:  # channels chosen once, on the content, kept through levels
+            self.dream_targets = level.dream_targets
+            self.params["dream"] = [str(t) for t in self.dream_targets]
+        self.terms = level.terms
+        return level
+
+    def start(self, level: _Level, below: torch.Tensor | None) -> torch.Tensor:
+        self.state["current"] = _level_start(self.p, level, below, self.init)
+        self.state["finish"] = _finisher(self.p.settings.preserve_color, level.content)
+        return self.state["current"]
+
+    def optimize(self, level: _Level, start: torch.Tensor, steps: int) -> torch.Tensor:
+        self.state["current"], self.loss = _optimize_level(self.p, level, self.state, steps, self.events)
+        return self.state["current"]
 
 
 def _level(p: Prepared, photo: Picture, size: int, dream_targets: list[DreamTarget],

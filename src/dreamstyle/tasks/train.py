@@ -40,7 +40,7 @@ from ..images import (
     to_tensor,
 )
 from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss, loss_defaults
-from ..optimize.loop import check_finite
+from ..optimize.loop import descend
 from ..optimize.memory import (
     BASE_BYTES,
     BYTES_PER_ACTIVATION,
@@ -267,24 +267,28 @@ def _loop(plan: _Plan, s: TrainSettings, net: TransformerNet, optimizer: torch.o
         checkpoint(events.done)
         return StyleModel(net.eval(), meta, plan.out), plan.out
 
+    seen, clock = 0, time.perf_counter()
+    latest: dict[str, torch.Tensor] = {}  # the step's batch, for its preview
+
+    def evaluate() -> tuple[torch.Tensor, dict[str, float]]:
+        latest["batch"] = batch = data.batch(s.batch_size, s.size).to(device)
+        with torch.no_grad():
+            content_term.bind(extractor(batch))
+        result = net(batch)
+        return objective(extractor(result), result)
+
+    def report(step: int, loss: float, parts: dict[str, float]) -> None:
+        nonlocal seen
+        seen += s.batch_size
+        rate = seen / max(time.perf_counter() - clock, 1e-9)
+        events.step(f"{net.arch}", loss, {**parts, "img/s": rate},
+                    preview=_preview_fn(net, plan.preview, latest["batch"], device))
+        if step % s.checkpoint_every == 0 and step < total:
+            checkpoint(step)
+
     with guarded(events, keep):
-        seen, clock = 0, time.perf_counter()
-        for step in range(done + 1, total + 1):
-            batch = data.batch(s.batch_size, s.size).to(device)
-            with torch.no_grad():
-                content_term.bind(extractor(batch))
-            result = net(batch)
-            loss, parts = objective(extractor(result), result)
-            check_finite(float(loss.detach()), step)  # before the step, so the checkpoint stays healthy
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            seen += s.batch_size
-            rate = seen / max(time.perf_counter() - clock, 1e-9)
-            events.step(f"{net.arch}", float(loss.detach()), {**parts, "img/s": rate},
-                        preview=_preview_fn(net, plan.preview, batch, device))
-            if step % s.checkpoint_every == 0 and step < total:
-                checkpoint(step)
+        # the loop's NaN guard comes before the optimizer's update, so a checkpoint stays healthy
+        descend(optimizer, evaluate, range(done + 1, total + 1), report)
         checkpoint(total, final=True)
 
 

@@ -433,12 +433,12 @@ class _Dream:
     previous dream's detail, warped by the flow where it is reliable, dreamed ``frame_steps`` steps more."""
 
     def __init__(self, ms: DreamSettings, weight: float, frame_steps: int, first: Image.Image) -> None:
-        from .dream import Dreamer, octave_sizes
+        from .dream import Dreamer
 
         self.settings, self.weight, self.frame_steps = ms, weight, frame_steps
         self.dreamer = Dreamer(ms)
         size = max(first.size)
-        sizes = octave_sizes(size, ms)
+        sizes = self.dreamer.sizes(size)
         self.dreamer.check_size(first, sizes)
         self.dreamer.check_memory(first, size, ms.tile)
         self.dreamer.fix_channels(first)
