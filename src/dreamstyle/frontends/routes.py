@@ -121,8 +121,15 @@ def add_uploads(app: FastAPI, studio: Studio) -> None:
             raise HTTPException(400, "that file is not an image") from None
 
 
+def _find(studio: Studio, job_id: str) -> Job:
+    job = studio.queue.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, "no such job (jobs are forgotten when the server stops)")
+    return job
+
+
 def add_jobs(app: FastAPI, studio: Studio) -> None:
-    """Jobs: start, list, follow (server-sent events), cancel, preview, result, and the CLI line."""
+    """Jobs: start, list, look at one, follow (server-sent events) and cancel; then their outputs."""
     @app.post("/api/jobs")
     async def start(request: Request) -> dict[str, Any]:
         import anyio
@@ -141,10 +148,7 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
         return studio.queue.views()
 
     def find(job_id: str) -> Job:
-        job = studio.queue.jobs.get(job_id)
-        if job is None:
-            raise HTTPException(404, "no such job (jobs are forgotten when the server stops)")
-        return job
+        return _find(studio, job_id)
 
     @app.get("/api/jobs/{job_id}")
     def job_view(job_id: str) -> dict[str, Any]:
@@ -172,6 +176,14 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
         job = find(job_id)
         studio.queue.cancel(job)
         return studio.queue.view(job)
+
+    add_job_outputs(app, studio)
+
+
+def add_job_outputs(app: FastAPI, studio: Studio) -> None:
+    """A job's latest preview, its result and the CLI line that makes the same picture."""
+    def find(job_id: str) -> Job:
+        return _find(studio, job_id)
 
     @app.get("/api/jobs/{job_id}/preview")
     def preview(job_id: str) -> Response:

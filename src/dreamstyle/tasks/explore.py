@@ -171,6 +171,17 @@ def heat_overlay(image: torch.Tensor, activation: torch.Tensor) -> Image.Image:
 
 # --- the entry point -----------------------------------------------------------------------------
 
+def _check_memory(extractor: FeatureExtractor, photo: Image.Image | None, size: int, cells: int,
+                  device: torch.device) -> None:
+    """Refuse before any work when the grid's optimization (a batch of ``cells``) or the photo's pass
+    would not fit in memory."""
+    if photo is None:
+        check_fits(extractor, Image.new("RGB", (size, size)), size, device, f"of {size} px for {cells} channels",
+                   "explore fewer channels ({count})", batch=cells)
+    else:
+        check_fits(extractor, photo, size, device, f"of {size} px", "a smaller {size}", backward=False)
+
+
 def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
             events: Run | None = None) -> Image.Image:
     """A labelled grid, one cell per channel of ``tap``: what excites it, or where it fires in ``image``.
@@ -189,12 +200,7 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
     dev, backbone = session.device, session.backbone
     chosen, cells_wanted = _cells(s, backbone.resolve([tap])[0].channels, tap)
     extractor = backbone.extractor([tap])
-    if photo is None:
-        probe = Image.new("RGB", (size, size))
-        check_fits(extractor, probe, size, dev, f"of {size} px for {cells_wanted} channels",
-                   "explore fewer channels ({count})", batch=cells_wanted)
-    else:
-        check_fits(extractor, photo, size, dev, f"of {size} px", "a smaller {size}", backward=False)
+    _check_memory(extractor, photo, size, cells_wanted, dev)
 
     params = header("explore", **as_params(s, model=backbone.name, size=size, image=image_name,
                                            iterations=s.iterations if photo is None else None),

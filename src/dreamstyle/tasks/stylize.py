@@ -79,6 +79,28 @@ class Prepared:
         return self.session.device
 
 
+def _style_blend(blend: Sequence[float] | None, count: int) -> list[float]:
+    """Each painting's share of the style (equal shares by default)."""
+    shares = [1.0] * count if blend is None else [float(b) for b in blend]
+    if len(shares) != count:
+        raise SettingError("style_blend", f"has {len(shares)} values for {count} style images; "
+                           "give one per style image")
+    if sum(shares) <= 0:
+        raise SettingError("style_blend", "values must not all be 0")
+    return shares
+
+
+def _init_image(init: str) -> Image.Image:
+    """The starting image given as a file (the other starts are names in INITS)."""
+    try:
+        exists = Path(init).exists() or Path(init).is_symlink()
+    except OSError:  # a name too long for the file system: load_image says so
+        exists = True
+    if not exists:
+        raise SettingError("init", f"must be one of {', '.join(INITS)} or an image file; '{init}' is neither")
+    return load_image(init)
+
+
 def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], settings: StylizeSettings,
             output: str | os.PathLike | None = None) -> Prepared:
     """Check everything and load the inputs and the network; nothing slow has run yet."""
@@ -103,26 +125,13 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
     check_weights_file(s.weights)
     if not style_list:
         raise UserError("give at least one style image")
-    blend = [1.0] * len(style_list) if s.style_blend is None else [float(b) for b in s.style_blend]
-    if len(blend) != len(style_list):
-        raise SettingError("style_blend", f"has {len(blend)} values for {len(style_list)} style images; "
-                           "give one per style image")
-    if sum(blend) <= 0:
-        raise SettingError("style_blend", "values must not all be 0")
+    blend = _style_blend(s.style_blend, len(style_list))
     style_taps = parse_taps(s.style_layers, "style_layers") or dict(spec.style_taps)
     content_taps = parse_taps(s.content_layers, "content_layers") or dict(spec.content_taps)
     dream_targets = _dream_targets(s.dream, s.model, [*style_taps, *content_taps], s.force)
     all_taps = [*style_taps, *content_taps, *(t.tap for t in dream_targets)]
     need = min_side(spec, all_taps)  # also checks every tap name, without building anything
-    init_image = None
-    if s.init not in INITS:
-        try:
-            exists = Path(s.init).exists() or Path(s.init).is_symlink()
-        except OSError:  # a name too long for the file system: load_image says so
-            exists = True
-        if not exists:
-            raise SettingError("init", f"must be one of {', '.join(INITS)} or an image file; '{s.init}' is neither")
-        init_image = load_image(s.init)
+    init_image = None if s.init in INITS else _init_image(s.init)
     photo = take_in(content, "content")  # each input taken in once, then handed down
     paintings = [take_in(x, "style") for x in style_list]
     masks = _load_masks(s.masks, photo.image, len(style_list))

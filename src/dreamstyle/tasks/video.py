@@ -77,6 +77,18 @@ class Framer(Protocol):
         this frame's flow to the last one and ``mask`` its reliable pixels."""
 
 
+def _checked_framer(frames: Frames, s: VideoSettings, mode_settings: ApplySettings | StylizeSettings | DreamSettings,
+                    weight: float, frame_steps: int, first_frame: Callable[[], Image.Image], events: Run) -> Framer:
+    """The mode's framer, with the clip's memory checked before a frame is decoded: apply's network is
+    loaded first (its size counts); stylize and dream prepare on the first frame and check their own."""
+    if s.mode == "apply":
+        framer = _framer(s, mode_settings, weight, frame_steps, first_frame, events)
+        _check_memory(frames, getattr(framer, "bytes_per_pixel", 0.0))
+        return framer
+    _check_memory(frames)
+    return _framer(s, mode_settings, weight, frame_steps, first_frame, events)
+
+
 def video(source: str | os.PathLike, output: str | os.PathLike, s: VideoSettings,
           mode_settings: ApplySettings | StylizeSettings | DreamSettings, events: Run,
           keep_frames: bool = False) -> Path:
@@ -98,14 +110,7 @@ def video(source: str | os.PathLike, output: str | os.PathLike, s: VideoSettings
             head.append(next(stream))  # a video no decoder can read is refused here, before any work
         return head[0]
 
-    # memory is checked before a frame is decoded: apply's network is loaded first (its size counts),
-    # stylize and dream prepare on the first frame and check their own networks
-    if s.mode == "apply":
-        framer = _framer(s, mode_settings, weight, frame_steps, first_frame, events)
-        _check_memory(frames, getattr(framer, "bytes_per_pixel", 0.0))
-    else:
-        _check_memory(frames)
-        framer = _framer(s, mode_settings, weight, frame_steps, first_frame, events)
+    framer = _checked_framer(frames, s, mode_settings, weight, frame_steps, first_frame, events)
     first_frame()
     params = {**header("video", source=str(source)),
               **as_params(s, temporal_weight=weight, frame_iterations=frame_steps), **framer.params,
