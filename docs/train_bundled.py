@@ -1,6 +1,7 @@
 """Train the styles bundled in ``src/dreamstyle/fastnet/bundled/`` and the README's pictures of them.
 
-    python docs/train_bundled.py            # about 50 minutes on a 2-core CPU; needs ../shared
+    python docs/train_bundled.py            # 16 minutes on a 2-core AMX Xeon (about 50 on older ones); needs ../shared
+    python docs/train_bundled.py --arch small --out DIR   # the same styles on another network, elsewhere
 
 The first style (starry_night) is trained from scratch; the others are fine-tuned from it with
 ``--init``, within the 10-minute budget a user has (issue 7). Training photos (about 100; COCO would
@@ -12,8 +13,8 @@ do better), all offline:
   and camera (the "cameraman" test image).
 The README's picture applies each style to photos none of them saw: scikit-learn's china.jpg and
 flower.jpg and matplotlib's grace_hopper.jpg (public domain). Each model is stored with fp16
-weights (about 230 KB) beside a 256-px copy of its painting, and its training time is printed and
-kept in its metadata.
+weights (about 130 KB for the default light network) beside a 256-px copy of its painting, and its
+training time is printed and kept in its metadata.
 """
 
 from __future__ import annotations
@@ -98,41 +99,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="train only these styles")
     parser.add_argument("--pictures", action="store_true", help="only re-make docs/bundled_styles.jpg")
+    parser.add_argument("--arch", help="the style network trained from scratch (small by default; the "
+                        "fine-tunes follow it)")
+    parser.add_argument("--out", type=Path, default=BUNDLED, help="where the models go (the bundled folder)")
     args = parser.parse_args()
     if args.pictures:
         return pictures()
     import dreamstyle
     from dreamstyle.fastnet.modelfile import load_model, save_model
 
-    BUNDLED.mkdir(parents=True, exist_ok=True)
+    folder: Path = args.out
+    folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         data = training_photos(Path(tmp))
         base = None
         for name, (painting, stages) in STYLES.items():
             if args.only and name not in args.only:
-                base = base or BUNDLED / "starry_night.pt"
+                base = base or folder / "starry_night.pt"
                 continue
             started = time.perf_counter()
             init = str(base) if base else None
             for stage, (steps, content_weight) in enumerate(stages):
                 out = Path(tmp) / f"{name}.{stage}.pt"
                 dreamstyle.train(painting, out, data=str(data), max_steps=steps, checkpoint_every=100, init=init,
-                                 content_weight=content_weight, progress=True)
+                                 content_weight=content_weight, progress=True,
+                                 **({"arch": args.arch} if args.arch and init is None else {}))
                 init = str(out)
             seconds = time.perf_counter() - started
             steps = sum(n for n, _ in stages)
             model = load_model(out)
             meta = {**model.meta, "name": name, "style": painting.name, "data": "dreamstyle docs/train_bundled.py",
                     "init": "starry_night" if base else None, "wall_seconds": round(seconds, 1)}
-            save_model(model.net, BUNDLED / f"{name}.pt", meta, half=True)
+            save_model(model.net, folder / f"{name}.pt", meta, half=True)
             thumb = Image.open(painting).convert("RGB")
             thumb.thumbnail((256, 256), Image.Resampling.LANCZOS)
-            thumb.save(BUNDLED / f"{name}.jpg", quality=88)  # the painting, for the studio and the tests
-            dreamstyle.export(BUNDLED / f"{name}.pt", BUNDLED / f"{name}.onnx", progress=False)  # torch-free apply
+            thumb.save(folder / f"{name}.jpg", quality=88)  # the painting, for the studio and the tests
+            dreamstyle.export(folder / f"{name}.pt", folder / f"{name}.onnx", progress=False)  # torch-free apply
             print(f"{name}: {steps} steps in {seconds:.0f} s ({'fine-tuned' if base else 'from scratch'})",
                   file=sys.stderr, flush=True)
-            base = base or BUNDLED / f"{name}.pt"
-    pictures()
+            base = base or folder / f"{name}.pt"
+    if folder == BUNDLED:
+        pictures()
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def painting(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(photos, painting, tmp_path_factory) -> Path:
-    """A small model trained for 6 steps (checkpoints every 3)."""
+    """A model (the default light network) trained for 6 steps (checkpoints every 3)."""
     out = tmp_path_factory.mktemp("model") / "style.pt"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -69,13 +69,43 @@ def test_network_sizes_and_shapes():
         assert y.shape == x.shape and float(y.detach().min()) >= 0 and float(y.detach().max()) <= 1
 
 
+def test_the_light_network_convolves_nothing_at_full_size_and_costs_a_quarter(photos, painting, tmp_path):
+    """``light`` (issue 21): any size in and out; no convolution sees the full-size image; at most a quarter
+    of ``small``'s multiply-adds; it trains, and its ONNX export matches PyTorch at a size it never saw."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    light, small_net = TransformerNet("light").eval(), TransformerNet("small").eval()
+    x = torch.rand(1, 3, 37, 50)
+    seen: list[tuple[int, int]] = []
+    hooks = [m.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape[-2:])))
+             for m in light.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        y = light(x)
+    for h in hooks:
+        h.remove()
+    assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
+    assert seen and max(max(s) for s in seen) <= 32  # half of the padded 40 x 52 at most, a few pixels of pad
+    flops = []
+    for net in (light, small_net):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            net(torch.rand(1, 3, 256, 256))
+        flops.append(counter.get_total_flops())
+    assert flops[0] <= flops[1] / 4, flops
+
+    out = tmp_path / "light.pt"
+    dreamstyle.train(painting, out, data=str(photos), max_steps=2, arch="light", **FAST)
+    assert load_model(out).net.arch == "light"
+    reports = dreamstyle.export(out, tmp_path / "light.onnx", progress=False)
+    assert reports[0].max_abs_diff < 1e-4
+
+
 def test_model_file_loads_with_weights_only_and_carries_metadata(trained, painting):
     blob = torch.load(trained, weights_only=True)
-    assert blob["format"] == "dreamstyle-style-model" and blob["arch"] == "small"
+    assert blob["format"] == "dreamstyle-style-model" and blob["arch"] == "light"
     assert "train" not in blob  # a finished model has no optimizer state
     model = load_model(trained)
     assert model.meta["style"] == str(painting) and model.meta["steps"] == 6
-    assert model.meta["dreamstyle"] == dreamstyle.__version__ and model.meta["arch"] == "small"
+    assert model.meta["dreamstyle"] == dreamstyle.__version__ and model.meta["arch"] == "light"
     assert model.meta["model"] == "efficientnet_lite0" and model.meta["size"] == 64
 
 
@@ -155,7 +185,7 @@ def test_export_matches_pytorch_at_any_size_and_apply_uses_it(trained, tmp_path,
     import onnx
 
     meta = json.loads({p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}["dreamstyle"])
-    assert meta["arch"] == "small" and meta["steps"] == 6
+    assert meta["arch"] == "light" and meta["steps"] == 6
     # the same photo through the .pt and the .onnx, at two sizes the export never saw
     for size in (48, 75):
         via_torch = dreamstyle.apply(image_files.content, model=str(trained), size=size, progress=False)[0]
@@ -253,7 +283,7 @@ def test_cli_train_apply_export(cli, photos, painting, tmp_path, image_files):
 
 
 @pytest.mark.skipif(not bundled_styles(), reason="no bundled styles in this checkout")
-def test_bundled_styles_are_small_and_move_a_photo_toward_their_painting():
+def test_bundled_styles_are_light_and_move_a_photo_toward_their_painting():
     """Each bundled model, on a photo none was trained on, gives a picture whose style statistics (Gram
     matrices under SqueezeNet, a network that trained none of them) are closer to its painting's."""
     from sklearn.datasets import load_sample_image
@@ -278,7 +308,7 @@ def test_bundled_styles_are_small_and_move_a_photo_toward_their_painting():
     for name, path in bundled_styles().items():
         assert path.stat().st_size < 600_000, name
         model = load_model(name)
-        assert model.net.arch == "small" and parameter_count(model.net) <= 0.3e6
+        assert model.net.arch == "light" and parameter_count(model.net) <= 0.3e6
         target = grams(resized_tensor(Image.open(painting_of(name)), 192))
         styled = dreamstyle.apply(photo, model=name, progress=False)[0]
         assert distance(grams(to_tensor(styled)), target) < 0.7 * distance(before, target), name

@@ -201,7 +201,7 @@ def test_train_init_with_another_arch_is_refused(cli, files, tmp_path):
     proc = cli.run("train", files.painting, "--data", files.photos, "-o", tmp_path / "m.pt", "--init", BUNDLED[0],
                    "--arch", "standard", "--max-steps", "1", "--size", "64", "--quiet")
     line = one_line(proc)
-    assert proc.returncode == 2 and line.startswith("dreamstyle: error: --arch") and "small" in line, line
+    assert proc.returncode == 2 and line.startswith("dreamstyle: error: --arch") and "light" in line, line
     assert list(tmp_path.iterdir()) == []
 
 

@@ -174,10 +174,12 @@ class ExploreSettings(NetworkSettings):
     iterations: int = opt(96, "optimization steps per picture", "int", minimum=1, maximum=10**5)
 
 
-ARCHITECTURES = ("small", "standard")
+ARCHITECTURES = ("small", "standard", "light")
 # A new painting's fast style (apply --style): fine-tuned from a bundled style for this many steps
-# (4 crops of 256 px each): 4 to 5 minutes on a 2-core Zen 1 EPYC (BENCHMARKS.md, issue 21).
-FAST_STYLE_STEPS = 140
+# (4 crops of 256 px each). The light network's step costs half the small one's (0.26 s against 0.53 s
+# on an AMX Xeon), so 280 light steps take the time 140 small ones did: 4 to 5 minutes on a 2-core
+# Zen 1 EPYC, 77 s on an AMX Xeon (BENCHMARKS.md, issue 21).
+FAST_STYLE_STEPS = 280
 TRAIN_STEPS, FINE_TUNE_STEPS = 2000, 400  # train's steps from scratch, and from a trained model (--init)
 
 
@@ -187,9 +189,10 @@ class TrainSettings(NetworkSettings):
 
     data: str | None = opt(None, "a folder of training photos, searched recursively (COCO's train2014 is the "
                            "classic choice; any few hundred varied photos work)", "path", metavar="DIR", sweep=False)
-    arch: str | None = opt(None, "the style network: small (~0.1M parameters, for phones) or standard (Johnson's, "
-                           "~1.7M)", "choice", choices=ARCHITECTURES,
-                           default_text="small; with --init or --resume, that model's")
+    arch: str | None = opt(None, "the style network: light (~0.06M parameters, no full-size convolution: the "
+                           "fastest to apply), small (~0.1M) or standard (Johnson's, ~1.7M)", "choice",
+                           choices=ARCHITECTURES,
+                           default_text="light; with --init or --resume, that model's")
     size: int = opt(256, "training crops are SIZE x SIZE pixels", "int", minimum=64, maximum=2048)
     style_size: int | None = opt(None, "long side of the painting when its statistics are taken", "int",
                                  minimum=64, maximum=MAX_SIDE, default_text="2 x --size")

@@ -24,7 +24,7 @@ What = str | Callable[[str], str]
 
 # Feed-forward style networks (fastnet.network): activation elements of one forward per input pixel, counted
 # as optimize.memory.activation_elements counts them (every leaf module's output).
-STYLE_NET_ELEMENTS_PER_PIXEL = {"small": 417.0, "standard": 747.0}
+STYLE_NET_ELEMENTS_PER_PIXEL = {"small": 417.0, "standard": 747.0, "light": 204.0}
 # A forward pass without gradients keeps only a few layers' outputs alive at once (optimize.memory's share).
 FORWARD_BYTES_PER_ELEMENT = 2.0
 # apply: the process (onnxruntime, numpy, Pillow; torch adds about 0.6 GiB), and the photo's copies per pixel

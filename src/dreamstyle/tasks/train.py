@@ -235,7 +235,7 @@ def _network(plan: _Plan, s: TrainSettings) -> tuple[TransformerNet, dict[str, A
     elif plan.init_file is not None:
         net = load_model(plan.init_file).net
     else:
-        net = TransformerNet(s.arch or "small")
+        net = TransformerNet(s.arch or "light")
     if s.arch is not None and s.arch != net.arch:
         source = f"the checkpoint '{out}'" if s.resume else f"the init model '{s.init}'"
         raise SettingError("arch", f"is {s.arch}, but {source} is a {net.arch} network; leave out {{arch}} (it "
