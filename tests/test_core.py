@@ -309,16 +309,16 @@ def test_a_batch_of_two_gives_the_mean_of_two_single_losses(make):
 def test_the_folders_tell_the_architecture():
     root = Path(dreamstyle.__file__).parent
     assert {p.stem for p in (root / "tasks").glob("*.py")} == {
-        "__init__", "session", "stylize", "dream", "explore", "sheet", "train", "apply", "faststyle", "export",
-        "video"}
+        "__init__", "session", "precheck", "stylize", "dream", "explore", "sheet", "train", "apply", "faststyle",
+        "export", "video"}
     assert {p.stem for p in (root / "frontends").glob("*.py")} >= {"cli", "serve", "studio", "guard"}
     for shared in ("settings", "events", "images", "errors", "version", "api"):
         assert (root / f"{shared}.py").is_file()
     for package in ("backbones", "objectives", "optimize", "runtime", "color", "fastnet", "motion"):
         assert (root / package / "__init__.py").is_file()
     documented = (root / "tasks" / "__init__.py").read_text()
-    assert all(f"``{task}``" in documented for task in ("session", "stylize", "dream", "explore", "sheet", "train",
-                                                          "apply", "faststyle", "export", "video"))
+    assert all(f"``{task}``" in documented for task in ("session", "precheck", "stylize", "dream", "explore", "sheet",
+                                                          "train", "apply", "faststyle", "export", "video"))
 
 
 def test_the_import_direction_is_enforced_by_the_layers_contract():

@@ -343,3 +343,23 @@ def test_a_resumed_run_without_max_steps_keeps_its_own_total(photos, painting, t
     assert load_model(out).train["max_steps"] == 4
     model = dreamstyle.train(painting, out, data=str(photos), resume=True, **FAST)  # no max_steps: the run's 4
     assert model.meta["steps"] == 4 and not load_model(out).train
+
+
+def test_a_style_loaded_once_gives_apply_s_picture_and_precheck_refuses_before_any_work(image_files):
+    """The studio's entries to the API: ``load_style`` (live frames) matches ``apply`` pixel for pixel (within
+    8-bit rounding), ``has_cached_style`` says whether a painting must be fine-tuned, and ``precheck``
+    refuses a bad tap with the API's one line, with no image."""
+    from dreamstyle import api
+    from dreamstyle.images import array_from_image, image_from_array
+    from dreamstyle.settings import ApplySettings, StylizeSettings, make
+
+    photo = Image.open(image_files.content).convert("RGB")
+    photo.thumbnail((96, 96))
+    style = api.load_style("starry_night")
+    live = np.asarray(image_from_array(style(array_from_image(photo))), float)
+    applied = np.asarray(dreamstyle.apply(photo, model="starry_night", progress=False)[0], float)
+    assert live.shape == applied.shape and np.abs(live - applied).max() <= 1
+    assert not api.has_cached_style(make(ApplySettings, {"style_image": str(image_files.style)}))
+    with pytest.raises(UserError, match="unknown tap .no_such_tap."):
+        api.precheck("stylize", make(StylizeSettings, {"style_layers": ["no_such_tap"]}))
+    api.precheck("stylize", make(StylizeSettings, {}))  # the defaults pass

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from .fastnet.modelfile import StyleModel
+    from .tasks.apply import LoadedStyle
     from .tasks.export import ExportReport
 
 ImageLike = Union[str, os.PathLike, "Image.Image"]
@@ -217,4 +218,29 @@ def video(source: str | os.PathLike, output: str | os.PathLike, *, progress: boo
         return task.video(source, output, s, mode_settings, run)
 
 
-__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export", "video"]
+def load_style(model: str | os.PathLike, device: str = "auto") -> LoadedStyle:
+    """A fast style (a bundled name, a .pt or an .onnx file) loaded once, to apply to many frames:
+    ``style(array)`` maps an (H, W, 3) float array in [0, 1] to the stylized one."""
+    from .tasks.apply import LoadedStyle
+
+    return LoadedStyle(model, device)
+
+
+def has_cached_style(settings: ApplySettings) -> bool:
+    """Whether ``apply`` with these settings' ``style_image`` finds its fast style in the cache (without one,
+    it fine-tunes first: minutes)."""
+    from .tasks.faststyle import find_cached
+
+    return find_cached(settings) is not None
+
+
+def precheck(mode: str, settings: Any) -> None:
+    """Every check a ``mode`` run makes before any slow work that needs no image (device, taps, dream targets,
+    the optimizer), so that a bad setting is refused at once; ``settings`` are that mode's settings."""
+    from .tasks.precheck import precheck as check
+
+    check(mode, settings)
+
+
+__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export", "video", "load_style",
+           "has_cached_style", "precheck"]

@@ -299,8 +299,8 @@ class Studio:
     def live(self, frame: bytes, model: str, size: int) -> tuple[bytes, float]:
         """One webcam frame through a trained network, at once (not queued); returns the JPEG and how long
         the frame waited for the frames of other pages (one line for all)."""
+        from .. import api
         from ..images import array_from_image, image_from_array
-        from ..tasks.apply import load_styler, stylize_array
 
         ref = self.model(model, {})
         image = self.decode_image(frame, "the frame")
@@ -311,14 +311,14 @@ class Studio:
             styler = self.stylers.get(ref)
             if styler is None:
                 try:
-                    styler = load_styler(ref)[0]
+                    styler = api.load_style(ref)
                 except DreamstyleError as e:
                     raise HTTPException(400, str(e)) from None
                 self.stylers[ref] = styler
                 while len(self.stylers) > STYLERS_KEPT:
                     self.stylers.popitem(last=False)
             self.stylers.move_to_end(ref)
-            out = stylize_array(styler, array_from_image(image))
+            out = styler(array_from_image(image))
         buf = io.BytesIO()
         image_from_array(out).save(buf, format="JPEG", quality=85)
         return buf.getvalue(), waited
@@ -332,38 +332,10 @@ class Studio:
 
 
 def precheck(mode: str, s: Any) -> None:
-    """The checks the API's prepare makes before any slow work, at submission: the device (``cuda`` on a
-    machine without one), tap names, dream targets, the optimizer. Imports torch (the warm-up has, by then)."""
-    from ..runtime import resolve_device
+    """The checks a run makes before any slow work, made at submission (``api.precheck``)."""
+    from .. import api
 
-    if mode == "apply":
-        if s.device not in ("auto", "cpu"):  # a .pt model's device; bundled styles and .onnx run on the CPU
-            resolve_device(s.device)
-        return
-    from ..backbones import get_spec, min_side
-
-    resolve_device(s.device)
-    spec = get_spec(s.model)
-    if mode == "stylize":
-        import warnings
-
-        from ..optimize import check_settings
-        from ..settings import parse_taps
-        from ..tasks.stylize import _dream_targets
-
-        check_settings(s.optimizer, s.lr, s.ema)
-        used = [*(parse_taps(s.style_layers, "style_layers") or dict(spec.style_taps)),
-                *(parse_taps(s.content_layers, "content_layers") or dict(spec.content_taps))]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the job warns, in the server's log
-            dream = _dream_targets(s.dream, s.model, used, s.force)
-        min_side(spec, [*used, *(t.tap for t in dream)])  # checks every tap name
-    elif mode == "dream":
-        from ..objectives.dream import parse_targets
-
-        min_side(spec, [t.tap for t in parse_targets(s.targets, s.model)])
-    elif s.tap:
-        min_side(spec, [s.tap])
+    api.precheck(mode, s)
 
 
 def form_values(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
@@ -395,9 +367,9 @@ def fast_styles() -> dict[str, dict[str, str]]:
 
 def _needs_fine_tune(settings: Any) -> bool:
     """Whether an apply with a painting will fine-tune it first (minutes): then it waits in the slow lane."""
-    from ..tasks.faststyle import find_cached
+    from .. import api
 
-    return find_cached(settings) is None
+    return not api.has_cached_style(settings)
 
 
 def _typed(name: str, o: Opt, value: Any) -> Any:  # noqa: C901 - one branch per kind

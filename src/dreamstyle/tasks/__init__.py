@@ -2,6 +2,7 @@
 
 * ``session``: what every network-running workflow opens once (device, precision, network, thread governor),
   and what an interrupted run keeps;
+* ``precheck``: what a run checks before any slow work, without its images (the studio, at submission);
 * ``stylize``: style transfer by optimization, coarse to fine (``prepare`` once, ``run`` on one or more photos);
 * ``dream``: Deep Dream by octaves, and its zoom;
 * ``explore``: what a tap's channels respond to;

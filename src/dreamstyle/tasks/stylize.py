@@ -128,7 +128,7 @@ def prepare(content: ImageLike, styles: ImageLike | Sequence[ImageLike], setting
     blend = _style_blend(s.style_blend, len(style_list))
     style_taps = parse_taps(s.style_layers, "style_layers") or dict(spec.style_taps)
     content_taps = parse_taps(s.content_layers, "content_layers") or dict(spec.content_taps)
-    dream_targets = _dream_targets(s.dream, s.model, [*style_taps, *content_taps], s.force)
+    dream_targets = resolve_dream_targets(s.dream, s.model, [*style_taps, *content_taps], s.force)
     all_taps = [*style_taps, *content_taps, *(t.tap for t in dream_targets)]
     need = min_side(spec, all_taps)  # also checks every tap name, without building anything
     init_image = None if s.init in INITS else _init_image(s.init)
@@ -322,7 +322,7 @@ def _finisher(preserve_color: str, content_t: torch.Tensor) -> Callable[[torch.T
     return finish
 
 
-def _dream_targets(dream: Sequence[str] | str | None, model: str, used: Sequence[str],
+def resolve_dream_targets(dream: Sequence[str] | str | None, model: str, used: Sequence[str],
                    force: bool) -> list[DreamTarget]:
     """``dream`` targets for stylize. ``auto`` picks the backbone's dream tap that style and content
     don't use; a tap they do use gets a warning (the optimizer would undo the dream there) unless ``force``."""
