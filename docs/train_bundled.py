@@ -1,6 +1,6 @@
 """Train the styles bundled in ``src/dreamstyle/fastnet/bundled/`` and the README's pictures of them.
 
-    python docs/train_bundled.py            # 16 minutes on a 2-core AMX Xeon (about 50 on older ones); needs ../shared
+    python docs/train_bundled.py            # 15 minutes on a 2-core AMX Xeon (light); needs ../shared
     python docs/train_bundled.py --arch small --out DIR   # the same styles on another network, elsewhere
 
 The first style (starry_night) is trained from scratch; the others are fine-tuned from it with
@@ -99,8 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="train only these styles")
     parser.add_argument("--pictures", action="store_true", help="only re-make docs/bundled_styles.jpg")
-    parser.add_argument("--arch", help="the style network trained from scratch (small by default; the "
-                        "fine-tunes follow it)")
+    parser.add_argument("--arch", help="the style network trained from scratch (train's default, light, if "
+                        "not given; the fine-tunes follow it)")
     parser.add_argument("--out", type=Path, default=BUNDLED, help="where the models go (the bundled folder)")
     args = parser.parse_args()
     if args.pictures:

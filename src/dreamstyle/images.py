@@ -281,9 +281,9 @@ def check_output_path(path: str | os.PathLike) -> Path:
         raise _fail(f"cannot write '{p}': it is a folder; give a file name such as '{p / 'out.png'}'")
     fmt = OUTPUT_FORMATS.get(p.suffix.lower())
     Image.preinit()  # PNG, JPEG and the other common plugins; all of them (30 ms) only when needed
-    if fmt is None or fmt not in Image.SAVE:
+    if fmt not in Image.SAVE:
         Image.init()
-    if fmt is None or fmt not in Image.SAVE:
+    if fmt not in Image.SAVE:
         usable = [ext for ext, f in OUTPUT_FORMATS.items() if f in Image.SAVE]
         ext = p.suffix or "(none)"
         raise _fail(f"cannot write '{p}': unsupported extension '{ext}'; use one of {', '.join(usable)}")

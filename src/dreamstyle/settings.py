@@ -177,8 +177,8 @@ class ExploreSettings(NetworkSettings):
 ARCHITECTURES = ("small", "standard", "light")
 # A new painting's fast style (apply --style): fine-tuned from a bundled style for this many steps
 # (4 crops of 256 px each). The light network's step costs half the small one's (0.26 s against 0.53 s
-# on an AMX Xeon), so 280 light steps take the time 140 small ones did: 4 to 5 minutes on a 2-core
-# Zen 1 EPYC, 77 s on an AMX Xeon (BENCHMARKS.md, issue 21).
+# on an AMX Xeon), so 280 light steps take about the time 140 small ones did (4 minutes on a 2-core
+# Zen 1 EPYC, measured for small only); 280 light steps took 77 s on an AMX Xeon (BENCHMARKS.md, issue 21).
 FAST_STYLE_STEPS = 280
 TRAIN_STEPS, FINE_TUNE_STEPS = 2000, 400  # train's steps from scratch, and from a trained model (--init)
 

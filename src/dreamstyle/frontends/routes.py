@@ -147,17 +147,14 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
     def jobs() -> list[dict[str, Any]]:
         return studio.queue.views()
 
-    def find(job_id: str) -> Job:
-        return _find(studio, job_id)
-
     @app.get("/api/jobs/{job_id}")
     def job_view(job_id: str) -> dict[str, Any]:
-        job = find(job_id)
+        job = _find(studio, job_id)
         return studio.queue.view(job)
 
     @app.get("/api/jobs/{job_id}/events")
     async def job_events(job_id: str) -> StreamingResponse:
-        job = find(job_id)
+        job = _find(studio, job_id)
 
         async def stream() -> AsyncIterator[str]:
             seen = -1
@@ -173,7 +170,7 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
 
     @app.post("/api/jobs/{job_id}/cancel")
     def cancel(job_id: str) -> dict[str, Any]:
-        job = find(job_id)
+        job = _find(studio, job_id)
         studio.queue.cancel(job)
         return studio.queue.view(job)
 
@@ -182,26 +179,23 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
 
 def add_job_outputs(app: FastAPI, studio: Studio) -> None:
     """A job's latest preview, its result and the CLI line that makes the same picture."""
-    def find(job_id: str) -> Job:
-        return _find(studio, job_id)
-
     @app.get("/api/jobs/{job_id}/preview")
     def preview(job_id: str) -> Response:
-        job = find(job_id)
+        job = _find(studio, job_id)
         if job.preview is None:
             raise HTTPException(404, "no preview yet")
         return Response(job.preview, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/jobs/{job_id}/result")
     def result(job_id: str) -> FileResponse:
-        job = find(job_id)
+        job = _find(studio, job_id)
         if job.result is None or not job.result.is_file():
             raise HTTPException(404, "no result yet")
         return FileResponse(job.result, media_type="image/png", filename=f"dreamstyle-{job.mode}-{job.id}.png")
 
     @app.get("/api/jobs/{job_id}/command")
     def command(job_id: str) -> dict[str, str]:
-        return {"command": command_line(find(job_id))}
+        return {"command": command_line(_find(studio, job_id))}
 
 
 def add_live(app: FastAPI, studio: Studio) -> None:

@@ -229,12 +229,13 @@ class Studio:
         values = form_values(cls, raw)
         names: dict[str, str] = {}  # a server path -> the name the user knows the file by
         api_values = self._files(cls, values, names)
+        from .. import api
+
         try:
             settings = make(cls, api_values)  # checked here, so a bad value is a 400 and no job
-            precheck(mode, settings)
+            api.precheck(mode, settings)  # the run's own checks before slow work: a bad tap is a 400 too
         except DreamstyleError as e:
             raise HTTPException(400, message_for(e)) from None
-        from .. import api
 
         params: dict[str, Any] = {"mode": mode, "settings": values}
         content: Path | None = None
@@ -329,13 +330,6 @@ class Studio:
         self.stopped_cleanly = self.queue.close(timeout)
         with self.styler_lock:
             self.stylers.clear()
-
-
-def precheck(mode: str, s: Any) -> None:
-    """The checks a run makes before any slow work, made at submission (``api.precheck``)."""
-    from .. import api
-
-    api.precheck(mode, s)
 
 
 def form_values(cls: type, raw: dict[str, Any]) -> dict[str, Any]:

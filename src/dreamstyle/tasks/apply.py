@@ -99,7 +99,6 @@ def stylize_array(styler: Styler, photo: np.ndarray, strength: float = 1.0, pres
     return out.astype(np.float32)
 
 
-
 class LoadedStyle:
     """A fast style loaded once and applied to many photos or frames (the studio's live view)."""
 
@@ -109,6 +108,7 @@ class LoadedStyle:
     def __call__(self, photo: np.ndarray, strength: float = 1.0, preserve_color: bool = False) -> np.ndarray:
         """One photo (H, W, 3 in [0, 1]) through the style, as :func:`stylize_array`."""
         return stylize_array(self.styler, photo, strength, preserve_color)
+
 
 def expand_inputs(images: Sequence[str | os.PathLike | Image.Image]) -> list[str | os.PathLike | Image.Image]:
     """Files as given; a folder stands for the images in it (sorted, not recursive)."""

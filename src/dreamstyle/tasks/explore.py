@@ -130,6 +130,7 @@ def visualize_channels(extractor: FeatureExtractor, tap: str, channels: Sequence
     optimizer = torch.optim.Adam(param.parameters(), lr=LR)
     index = torch.as_tensor(list(channels), device=device)
     rows = torch.arange(len(channels), device=device)
+
     def evaluate() -> tuple[torch.Tensor, dict[str, float]]:
         feats = extractor(random_transform(param(), generator))[tap]
         activation = feats[rows, index].mean(dim=(1, 2))  # item i's mean activation of channel i

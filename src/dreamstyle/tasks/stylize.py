@@ -323,7 +323,7 @@ def _finisher(preserve_color: str, content_t: torch.Tensor) -> Callable[[torch.T
 
 
 def resolve_dream_targets(dream: Sequence[str] | str | None, model: str, used: Sequence[str],
-                   force: bool) -> list[DreamTarget]:
+                          force: bool) -> list[DreamTarget]:
     """``dream`` targets for stylize. ``auto`` picks the backbone's dream tap that style and content
     don't use; a tap they do use gets a warning (the optimizer would undo the dream there) unless ``force``."""
     if dream is None:
