@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import numpy as np
@@ -276,6 +277,19 @@ def test_png_params_in_text_chunk(tmp_path):
         assert raw.text["dreamstyle"] == '{"a": 1}'
 
 
+@pytest.mark.parametrize("size", [(1, 1), (1, 5), (5, 1), (37, 23)])
+def test_png_writer_is_lossless_and_valid(tmp_path, size):
+    """The hand-made PNG (Sub filter, run-length deflate) reads back bit-exactly, its CRCs checked."""
+    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    path = save_image(Image.fromarray(pixels), tmp_path / "out.png", {"a": "ç"})
+    with Image.open(path) as raw:
+        raw.verify()  # every chunk's CRC and the end of the file
+    with Image.open(path) as raw:
+        assert raw.mode == "RGB" and raw.size == size
+        assert np.array_equal(np.asarray(raw), pixels)
+        assert json.loads(raw.text["dreamstyle"]) == {"a": "ç"}
+
+
 def test_jpeg_quality_is_95(tmp_path):
     path = save_image(Image.new("RGB", (16, 16)), tmp_path / "out.jpg")
     # quality 95 scales the standard luminance table (max 121) to 10%: entries of at most 12
@@ -315,7 +329,11 @@ def test_failed_save_keeps_previous_file(tmp_path, monkeypatch, exc, expected):
         fp.write(b"\x89PNG partial")
         raise exc
 
+    def broken_png(img, fp, texts):
+        broken_save(img, fp)
+
     monkeypatch.setattr(Image.Image, "save", broken_save)
+    monkeypatch.setattr(images, "write_png", broken_png)
     with pytest.raises(expected) as info:
         save_image(Image.new("RGB", (4, 4), (1, 1, 1)), target, {"v": 2})
     assert "\n" not in str(info.value)

@@ -18,6 +18,7 @@ from PIL import Image
 
 import dreamstyle
 from conftest import ctrl_c_at_step
+from dreamstyle import images
 from dreamstyle import settings as S
 from dreamstyle.errors import RunError, UserError
 from dreamstyle.events import Interrupted
@@ -199,13 +200,13 @@ def test_a_long_legal_output_name_works_and_a_too_long_one_is_refused_first(imag
 def test_ctrl_c_during_the_final_write_completes_the_file(image_files, tmp_path, monkeypatch):
     """The signal waits until the file is whole; the run then reports the interruption, with the file kept."""
     out = tmp_path / "out.png"
-    real = Image.Image.save
+    real = images.write_png
 
-    def save_with_ctrl_c(self, fp, *args, **kwargs):
+    def save_with_ctrl_c(img, fp, texts):
         os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the write
-        return real(self, fp, *args, **kwargs)
+        return real(img, fp, texts)
 
-    monkeypatch.setattr(Image.Image, "save", save_with_ctrl_c)
+    monkeypatch.setattr(images, "write_png", save_with_ctrl_c)
     with pytest.raises(Interrupted) as info:
         dreamstyle.stylize(image_files.content, image_files.style, output=out, **FAST)
     monkeypatch.undo()
@@ -217,13 +218,13 @@ def test_save_image_defers_sigterm_until_the_file_is_written(tmp_path, monkeypat
     from dreamstyle.events import Terminated
 
     out = tmp_path / "x.png"
-    real = Image.Image.save
+    real = images.write_png
 
-    def save_with_term(self, fp, *args, **kwargs):
+    def save_with_term(img, fp, texts):
         os.kill(os.getpid(), signal.SIGTERM)
-        return real(self, fp, *args, **kwargs)
+        return real(img, fp, texts)
 
-    monkeypatch.setattr(Image.Image, "save", save_with_term)
+    monkeypatch.setattr(images, "write_png", save_with_term)
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         with pytest.raises(Terminated):
@@ -337,10 +338,10 @@ def test_out_of_memory_during_a_run_is_one_line(image_files, tmp_path, monkeypat
 
 
 def test_a_full_disk_is_a_failed_run_not_bad_input(tmp_path, monkeypatch):
-    def full(self, fp, *args, **kwargs):
+    def full(img, fp, texts):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Image.Image, "save", full)
+    monkeypatch.setattr(images, "write_png", full)
     with pytest.raises(RunError, match="disk is full") as info:
         save_image(Image.new("RGB", (4, 4)), tmp_path / "x.png")
     assert info.value.exit_code == 1 and list(tmp_path.iterdir()) == []

@@ -9,17 +9,17 @@ import json
 import numbers
 import os
 import stat
+import struct
 import tempfile
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
-from PIL.PngImagePlugin import PngInfo
 
 from .errors import RunError, UserError
 from .events import deferred_signals
@@ -327,26 +327,47 @@ def save_image(img: Image.Image, path: str | os.PathLike, params: dict | None = 
     """Save atomically (temp file, fsync, os.replace), embedding `params` as JSON where the format allows."""
     p = check_output_path(path)
     fmt = OUTPUT_FORMATS[p.suffix.lower()]
+    text = None if params is None else json.dumps(params, sort_keys=True)
     options: dict = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    if fmt == "PNG":  # run-length zlib: the files of stylized photos come out as small as at the default
-        options.update(compress_level=1, compress_type=zlib.Z_RLE)  # level and are written 1.5x faster
-    if params is not None:
-        text = json.dumps(params, sort_keys=True)
-        if fmt == "PNG":
-            info = PngInfo()
-            info.add_text(PARAMS_KEY, text)
-            options["pnginfo"] = info
-        elif fmt in ("JPEG", "WEBP", "TIFF"):
-            exif = Image.Exif()
-            exif[_DESCRIPTION] = f"{PARAMS_KEY}:{text}"
-            options["exif"] = exif
+    if text is not None and fmt in ("JPEG", "WEBP", "TIFF"):
+        exif = Image.Exif()
+        exif[_DESCRIPTION] = f"{PARAMS_KEY}:{text}"
+        options["exif"] = exif
     if img.mode != "RGB":
         img = img.convert("RGB")
     with atomic_path(p) as tmp, open(tmp, "wb") as f:
-        img.save(f, format=fmt, **options)
+        if fmt == "PNG":
+            write_png(img, f, {PARAMS_KEY: text} if text is not None else {})
+        else:
+            img.save(f, format=fmt, **options)
         f.flush()
         os.fsync(f.fileno())
     return p
+
+
+def write_png(img: Image.Image, f: BinaryIO, texts: dict[str, str]) -> None:
+    """Write an RGB image as PNG, with ``texts`` as text chunks: every row Sub-filtered, run-length deflate.
+
+    Pillow tries five filters on every row; one filter and run-length zlib make the files of stylized
+    photos as small (2.86 MB against Pillow's 2.84 MB at 1024 x 1024) in a third of the time (26 ms
+    against 72 ms; BENCHMARKS.md, issue 21). Any PNG reader, Pillow included, reads the result.
+    """
+    rows = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    height, width = rows.shape[:2]
+    rows = rows.reshape(height, width * 3)
+    filtered = np.empty((height, width * 3 + 1), dtype=np.uint8)
+    filtered[:, 0] = 1  # the Sub filter: each byte minus the byte one pixel to its left, modulo 256
+    filtered[:, 1:4] = rows[:, :3]
+    np.subtract(rows[:, 3:], rows[:, :-3], out=filtered[:, 4:])
+    deflate = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS, 9, zlib.Z_RLE)
+    data = deflate.compress(filtered.data) + deflate.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)))
+    for key, value in texts.items():  # tEXt holds Latin-1; JSON's default escaping keeps to ASCII
+        f.write(chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")))
+    f.write(chunk(b"IDAT", data) + chunk(b"IEND", b""))
 
 
 _USER_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR)

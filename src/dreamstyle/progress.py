@@ -15,8 +15,10 @@ class ProgressBar:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Step):
+            if self.bar is None and event.step >= event.total:
+                return  # a run done in its first step (one photo applied) needs no bar, nor tqdm's 20 ms import
             if self.bar is None:
-                from tqdm.auto import tqdm
+                from tqdm.std import tqdm  # the terminal's bar: tqdm.auto would import asyncio, 30 ms
 
                 self.bar = tqdm(total=event.total, unit="step", dynamic_ncols=True, leave=False)
             self.bar.set_description(event.label, refresh=False)
