@@ -83,6 +83,34 @@ def test_self_similarity_targets_re_bind() -> None:
     assert float(loss(a, torch.zeros(1))) > 0.1
 
 
+def _two_colours(dark_share: float, size: int = 40) -> torch.Tensor:
+    """A picture of a pale beige and a deep blue, the blue on ``dark_share`` of its rows."""
+    image = torch.empty(1, 3, size, size)
+    image[:, :] = torch.tensor([0.9, 0.85, 0.7])[:, None, None]
+    image[:, :, : int(size * dark_share)] = torch.tensor([0.1, 0.2, 0.45])[:, None, None]
+    return image
+
+
+def test_the_palette_loss_sees_two_far_apart_colours_that_one_mean_and_covariance_cannot() -> None:
+    from dreamstyle.objectives import PaletteLoss
+
+    painting = _two_colours(0.4)
+    loss = PaletteLoss(painting)
+    assert float(loss({}, painting)) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss({}, painting.flip(-1).flip(-2))) == pytest.approx(0.0, abs=1e-6)  # where colours are: free
+    # the same mean colour as one flat wash is far from the painting; more of the blue is nearer than less
+    wash = painting.mean(dim=(2, 3), keepdim=True).expand_as(painting)
+    assert float(loss({}, wash)) > 0.5
+    assert float(loss({}, _two_colours(0.3))) < float(loss({}, _two_colours(0.1)))
+    # it is differentiable, and a gradient step from the wash moves towards the painting's colours
+    start = wash.clone().requires_grad_(True)
+    loss({}, start).backward()
+    assert start.grad is not None and float(start.grad.abs().sum()) > 0
+    # re-binding to another painting: that painting is now the zero
+    loss.bind(wash)
+    assert float(loss({}, wash)) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_every_optimization_loop_stops_on_a_non_finite_loss_in_one_line() -> None:
     """Image optimization, Deep Dream's ascent, explore and training run on one loop, guarded by check_finite."""
     import math

@@ -118,6 +118,16 @@ def test_training_lowers_the_loss(photos, painting, tmp_path):
     assert np.mean(losses[-4:]) < 0.87 * np.mean(losses[:4]), [round(x) for x in losses]
 
 
+def test_the_palette_loss_is_trained_only_when_weighted_and_recorded(photos, painting, tmp_path):
+    parts: list[dict] = []
+    record = lambda e: parts.append(e.parts) if isinstance(e, dreamstyle.Step) else None
+    plain = dreamstyle.train(painting, tmp_path / "plain.pt", data=str(photos), max_steps=2, on_event=record, **FAST)
+    assert "palette" not in parts[-1] and plain.meta["palette_weight"] == 0
+    model = dreamstyle.train(painting, tmp_path / "m.pt", data=str(photos), max_steps=2, palette_weight=500,
+                             on_event=record, **FAST)
+    assert parts[-1]["palette"] > 0 and model.meta["palette_weight"] == 500
+
+
 def test_bad_training_input_is_one_clear_error(photos, painting, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -210,6 +210,9 @@ class TrainSettings(NetworkSettings):
                                   default_text="per network, as stylize")
     style_loss: str | None = opt(None, "style statistic", "choice", choices=STYLE_LOSSES,
                                  default_text="per network, as stylize")
+    palette_weight: float = opt(0.0, "weight of the palette loss: the whole distribution of the painting's colours "
+                                "(its darks and its brights, not only their mean); try 100-1000 for a painting of "
+                                "few, far-apart colours", "float", minimum=0)
     checkpoint_every: int = opt(200, "save the model (and a preview) every N steps", "int", minimum=1,
                                 metavar="N")
     preview: str | None = opt(None, "stylize this image at every checkpoint, as OUT.preview.png", "path",

@@ -18,12 +18,14 @@ from .options import DREAM_OBJECTIVES, SMOOTHING, STYLE_LOSSES
 if TYPE_CHECKING:
     from .base import Objective, Term
     from .content import ContentLoss
+    from .palette import PaletteLoss
     from .style import StyleLoss, gram
     from .temporal import TemporalLoss
     from .tv import TVLoss
 
-_lazy = lazy_attributes(__name__, {"Objective": "base", "Term": "base", "ContentLoss": "content", "StyleLoss": "style",
-                                   "gram": "style", "TemporalLoss": "temporal", "TVLoss": "tv"})
+_lazy = lazy_attributes(__name__, {"Objective": "base", "Term": "base", "ContentLoss": "content",
+                                   "PaletteLoss": "palette", "StyleLoss": "style", "gram": "style",
+                                   "TemporalLoss": "temporal", "TVLoss": "tv"})
 
 
 def __getattr__(name: str) -> Any:
@@ -42,5 +44,5 @@ def loss_defaults(spec: Any) -> dict[str, Any]:
     return {**DEFAULTS, **spec.defaults}
 
 
-__all__ = ["Objective", "Term", "ContentLoss", "StyleLoss", "TVLoss", "TemporalLoss", "gram", "DEFAULTS",
+__all__ = ["Objective", "Term", "ContentLoss", "PaletteLoss", "StyleLoss", "TVLoss", "TemporalLoss", "gram", "DEFAULTS",
            "loss_defaults", "STYLE_LOSSES", "SMOOTHING", "DREAM_OBJECTIVES"]

@@ -39,7 +39,7 @@ from ..images import (
     to_image,
     to_tensor,
 )
-from ..objectives import ContentLoss, Objective, StyleLoss, TVLoss, loss_defaults
+from ..objectives import ContentLoss, Objective, PaletteLoss, StyleLoss, TVLoss, loss_defaults
 from ..optimize.loop import descend
 from ..optimize.memory import (
     BASE_BYTES,
@@ -159,7 +159,8 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     objective = Objective([(content_term, plan.weights["content_weight"]),  # per batch
                            (StyleLoss(plan.style_taps, [style_feats], [1.0], plan.style_loss),
                             plan.weights["style_weight"]),
-                           (TVLoss(), plan.weights["tv_weight"])])
+                           (TVLoss(), plan.weights["tv_weight"]),
+                           (PaletteLoss(resized_tensor(plan.painting, plan.style_size, device)), s.palette_weight)])
     meta = {"name": plan.out.stem, "style": plan.painting_name, "style_digest": plan.digest,
             **header("train", **as_params(s, **plan.weights, style_loss=plan.style_loss, style_size=plan.style_size,
                                           arch=net.arch, precision=session.precision))}
