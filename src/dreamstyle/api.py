@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, Union
 
 from .events import CancelToken, Run, Subscriber
 from .settings import (
+    BATCH_MODES,
     VIDEO_MODES,
     ApplySettings,
+    BatchSettings,
     DreamSettings,
     ExploreSettings,
     ExportSettings,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
     from .fastnet.modelfile import StyleModel
     from .tasks.apply import LoadedStyle
+    from .tasks.batch import BatchReport
     from .tasks.export import ExportReport
 
 ImageLike = Union[str, os.PathLike, "Image.Image"]
@@ -50,12 +53,12 @@ _COMMON = dict(output=None, progress=True, on_event=None, preview_every=0, cance
 
 @contextmanager
 def _events(task: str, progress: bool, on_event: Subscriber | None, preview_every: int,
-            cancel: CancelToken | None) -> Iterator[Run]:
+            cancel: CancelToken | None, unit: str = "step") -> Iterator[Run]:
     """A run's events with the terminal bar and the caller's subscriber; the bar is closed however it ends."""
     from .progress import ProgressBar
 
     run = Run(task, 0, cancel=cancel)
-    bar = ProgressBar() if progress else None
+    bar = ProgressBar(unit) if progress else None
     if bar is not None:
         run.subscribe(bar)
     if on_event is not None:
@@ -218,6 +221,26 @@ def video(source: str | os.PathLike, output: str | os.PathLike, *, progress: boo
         return task.video(source, output, s, mode_settings, run)
 
 
+@signature_of(BatchSettings, _P("inputs", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
+              progress=True, on_event=None, cancel=None)
+def batch(inputs: str | os.PathLike, output: str | os.PathLike, *, progress: bool = True,
+          on_event: Subscriber | None = None, cancel: CancelToken | None = None, **settings: Any) -> BatchReport:
+    """Many jobs, each an ordinary stylize, apply or dream call (``mode``): ``inputs`` is a folder of photos (with
+    ``style_images`` or ``model`` for all) or a .csv/.json list of jobs (photo, style, output and any settings
+    per row); results go to the folder ``output``, with a manifest that makes a rerun skip finished jobs. The
+    mode's own settings come as keywords too, for every job. Runs on a local process pool, or on Ray with
+    ``ray='auto'`` or an address. Returns a report (written, skipped, failed); a job that failed on every try
+    is in ``failed`` with its one-line error. ``on_event`` gets a Step per job finished or failed."""
+    batch_names = {f.name for f, _ in options(BatchSettings)}
+    s = make(BatchSettings, {k: v for k, v in settings.items() if k in batch_names})
+    common = {k: v for k, v in settings.items() if k not in batch_names}
+    make(BATCH_MODES[s.mode], common)  # an unknown name is a TypeError, a bad value a SettingError, before any work
+    from .tasks import batch as task
+
+    with _events("batch", progress, on_event, 0, cancel, unit="job") as run:
+        return task.batch(inputs, output, s, common, run)
+
+
 def load_style(model: str | os.PathLike, device: str = "auto") -> LoadedStyle:
     """A fast style (a bundled name, a .pt or an .onnx file) loaded once, to apply to many frames:
     ``style(array)`` maps an (H, W, 3) float array in [0, 1] to the stylized one."""
@@ -242,5 +265,6 @@ def precheck(mode: str, settings: Any) -> None:
     check(mode, settings)
 
 
-__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export", "video", "load_style",
+__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export", "video", "batch",
+           "load_style",
            "has_cached_style", "precheck"]

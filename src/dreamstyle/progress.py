@@ -10,15 +10,16 @@ from .events import Done, Event, Step
 class ProgressBar:
     """A run-event subscriber: step, level, losses and ETA on one line; closed when the run is done."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "step") -> None:
         self.bar: Any = None
+        self.unit = unit
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Step):
             if self.bar is None:
                 from tqdm.auto import tqdm
 
-                self.bar = tqdm(total=event.total, unit="step", dynamic_ncols=True, leave=False)
+                self.bar = tqdm(total=event.total, unit=self.unit, dynamic_ncols=True, leave=False)
             self.bar.set_description(event.label, refresh=False)
             self.bar.set_postfix({"loss": f"{event.loss:.3g}", **{k: f"{v:.3g}" for k, v in event.parts.items()}},
                                  refresh=False)
