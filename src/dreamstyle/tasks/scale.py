@@ -156,16 +156,14 @@ class RayPool:
         self.owned = connect(ray, address)
         self.options = dict(num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False)
         self.threads = max(1, int(cpus))
-        self.remotes: dict[Any, Any] = {}
+        self.remote = ray.remote(_apply).options(**self.options)
         self.puts: dict[str, Any] = {}  # path -> its object, put once
         capacity = float(ray.cluster_resources().get("CPU", 1)) / cpus
         self.slots = max(2, int(2 * capacity))  # enough queued that no worker waits on the driver
 
     def submit(self, function: JobFunction, spec: dict[str, Any], files: Sequence[str]) -> Future:
-        if function not in self.remotes:
-            self.remotes[function] = self.ray.remote(function).options(**self.options)
         refs = [self._put(path) for path in files]
-        return self.remotes[function].remote({**spec, "threads": self.threads}, *refs).future()
+        return self.remote.remote(function, {**spec, "threads": self.threads}, *refs).future()
 
     def _put(self, path: str) -> Any:
         if path not in self.puts:
@@ -179,6 +177,11 @@ class RayPool:
         self.puts.clear()
         if self.owned:
             self.ray.shutdown()
+
+
+def _apply(function: JobFunction, spec: dict[str, Any], *files: bytes) -> dict[str, Any]:
+    """A Ray task: ``function`` (run_job, or a test's wrapper of it) on the job; Ray resolves the files' objects."""
+    return function(spec, *files)
 
 
 def connect(ray: Any, address: str) -> bool:
