@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -111,8 +112,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _optimizing()
     from ..api import train
 
-    model = train(args.style, args.output, progress=not args.quiet, **_settings(args))
-    if not args.quiet:
+    quiet = args.quiet or os.environ.get("RANK", "0") != "0"  # under torchrun, rank 0 alone shows progress
+    model = train(args.style, args.output, progress=not quiet, **_settings(args))
+    if not quiet:
         print(f"wrote {args.output} ({model.meta.get('steps')} steps, {model.meta.get('seconds')} s)", file=sys.stderr)
     return 0
 

@@ -199,5 +199,5 @@ def _batch_command(sub: Any, mode: str) -> None:
     p.add_argument("inputs", metavar="INPUTS", help="a folder of photos, or a .csv or .json list of jobs")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="the output folder (made if missing)")
     add_settings(p, BatchSettings)
-    add_settings(p, BATCH_MODES[mode], skip=("style_image",))
+    add_settings(p, BATCH_MODES[mode], skip=("style_image", "save_every"))
     p.add_argument("--quiet", action="store_true", help="no progress bar")
