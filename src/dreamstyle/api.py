@@ -25,6 +25,7 @@ from .settings import (
     DreamSettings,
     ExploreSettings,
     ExportSettings,
+    ScaleSettings,
     StylizeSettings,
     TrainSettings,
     VideoSettings,
@@ -204,21 +205,31 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, progress: boo
 
 
 @signature_of(VideoSettings, _P("source", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
-              progress=True, on_event=None, preview_every=0, cancel=None)
+              progress=True, on_event=None, preview_every=0, cancel=None,
+              **{f.name: f.default for f in dataclasses.fields(ScaleSettings)})
 def video(source: str | os.PathLike, output: str | os.PathLike, *, progress: bool = True,
           on_event: Subscriber | None = None, preview_every: int = 0, cancel: CancelToken | None = None,
           **settings: Any) -> Path:
     """A video (file, GIF or folder of frames) kept steady by optical flow, written to ``output`` (.mp4,
     .gif or a new folder of frames). ``mode`` picks what each frame gets, and the mode's own settings come
     as keywords too: those of :func:`apply` (the default), :func:`stylize` (with ``style_images``) or
-    :func:`dream`. Rerunning after an interruption continues where it stopped."""
+    :func:`dream`. Rerunning after an interruption continues where it stopped. ``workers`` (N local processes)
+    or ``ray`` (a Ray address) split the clip into chunks, one per task (see DESIGN.md)."""
     video_names = {f.name for f, _ in options(VideoSettings)}
+    scale_names = {f.name for f, _ in options(ScaleSettings)}
     s = make(VideoSettings, {k: v for k, v in settings.items() if k in video_names})
-    mode_settings = make(VIDEO_MODES[s.mode], {k: v for k, v in settings.items() if k not in video_names})
+    scale = make(ScaleSettings, {k: v for k, v in settings.items() if k in scale_names})
+    mode_settings = make(VIDEO_MODES[s.mode], {k: v for k, v in settings.items()
+                                               if k not in video_names | scale_names})
     from .tasks import video as task
 
     with _events("video", progress, on_event, preview_every, cancel) as run:
-        return task.video(source, output, s, mode_settings, run)
+        chunks = None
+        if scale.ray or (scale.workers or 1) > 1:
+            from .tasks.video_chunks import chunked
+
+            chunks = chunked(str(source), s, mode_settings, scale, run)
+        return task.video(source, output, s, mode_settings, run, chunks=chunks)
 
 
 @signature_of(BatchSettings, _P("inputs", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),

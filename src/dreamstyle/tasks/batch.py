@@ -30,7 +30,7 @@ from ..errors import SettingError, UserError, message_for
 from ..events import Interrupted, Run, stopped_by_sigterm
 from ..images import IMAGE_SUFFIXES, atomic_path, check_input_file, check_output_path, image_files, save_image
 from ..settings import BATCH_MODES, BatchSettings, flag_of, make, options, parse_kind
-from .scale import JobFunction, LocalPool, RayPool, run_job
+from .scale import JobFunction, LocalPool, RayPool, run_job, swap
 
 MANIFEST = "dreamstyle-batch.json"
 _PHOTO, _STYLE, _OUTPUT = ("photo", "content", "image"), ("style", "styles", "painting", "paintings"), ("output",)
@@ -280,9 +280,7 @@ def _key(job: Job, mode: str, digests: dict[str, str]) -> str:
         if path not in digests:
             digests[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     named = {path: f"sha256:{digests[path]}" for path in job.files}
-    from .scale import _swap
-
-    text = json.dumps({"mode": mode, "job": _swap({k: v for k, v in job.spec(mode).items() if k != "files"}, named)},
+    text = json.dumps({"mode": mode, "job": swap({k: v for k, v in job.spec(mode).items() if k != "files"}, named)},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -35,18 +35,18 @@ def run_job(spec: dict[str, Any], *files: bytes | str) -> dict[str, Any]:
 
         torch.set_num_threads(int(spec["threads"]))
     with tempfile.TemporaryDirectory(prefix="dreamstyle-job-") as tmp:
-        local = _materialize(spec["files"], files, Path(tmp))
+        local = materialize(spec["files"], files, Path(tmp))
         try:
-            image = _call(_swap(spec, local))
+            image = _call(swap(spec, local))
         except Exception as exc:  # noqa: BLE001 - reported to the driver in one line
             text = message_for(exc) or f"{type(exc).__name__}: {_first_line(exc)}"
             return {"error": text, "retry": not (isinstance(exc, DreamstyleError) and exc.exit_code == 2)}
     back = {v: k for k, v in local.items()}
-    params = _swap(image.info.get("dreamstyle", {}), back)
+    params = swap(image.info.get("dreamstyle", {}), back)
     return {"mode": image.mode, "size": image.size, "pixels": image.tobytes(), "params": params}
 
 
-def _materialize(names: Sequence[str], files: Sequence[bytes | str], tmp: Path) -> dict[str, str]:
+def materialize(names: Sequence[str], files: Sequence[bytes | str], tmp: Path) -> dict[str, str]:
     """Each job file as a local path: a path as it is, bytes written into ``tmp`` under the file's own name."""
     local: dict[str, str] = {}
     for i, (name, data) in enumerate(zip(names, files)):
@@ -61,14 +61,14 @@ def _materialize(names: Sequence[str], files: Sequence[bytes | str], tmp: Path) 
     return local
 
 
-def _swap(value: Any, names: dict[str, str]) -> Any:
+def swap(value: Any, names: dict[str, str]) -> Any:
     """``value`` with every string that is a key of ``names`` replaced by its value (through lists and dicts)."""
     if isinstance(value, str):
         return names.get(value, value)
     if isinstance(value, dict):
-        return {k: _swap(v, names) for k, v in value.items()}
+        return {k: swap(v, names) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_swap(v, names) for v in value]
+        return [swap(v, names) for v in value]
     return value
 
 
