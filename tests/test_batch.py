@@ -233,3 +233,15 @@ def test_without_ray_the_error_says_how_to_install_it(photos, tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as where it is not installed
     with pytest.raises(UserError, match=r'pip install "dreamstyle\[scale\]"'):
         dreamstyle.batch(folder, tmp_path / "out", ray="auto", progress=False)
+
+
+def test_ray_runs_a_videos_chunks(ray_local, tmp_path):
+    big = np.asarray(Image.fromarray(data.astronaut()).resize((160, 160)))
+    frames = [Image.fromarray(big[30:126, 20 + 2 * i:116 + 2 * i]) for i in range(8)]
+    clip = tmp_path / "clip.gif"
+    frames[0].save(clip, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    single = dreamstyle.video(clip, tmp_path / "single", progress=False)
+    split = dreamstyle.video(clip, tmp_path / "split", ray="auto", progress=False)
+    a, b = sorted(single.glob("*.png")), sorted(split.glob("*.png"))
+    assert len(a) == len(b) == 8
+    assert all(np.array_equal(pixels(x), pixels(y)) for x, y in zip(a[:4], b[:4]))  # the first chunk's frames
