@@ -67,7 +67,7 @@ def local_run(photos, tmp_path_factory):
 def test_local_pool_runs_every_job_like_a_direct_call(photos, local_run):
     folder, painting = photos
     report, out = local_run
-    assert (len(report.written), report.skipped, report.failed) == (JOBS, 0, [])
+    assert (len(report.written), report.skipped, report.failed, report.workers) == (JOBS, 0, [], 2)
     assert sorted(p.name for p in out.glob("*.png")) == [f"photo{i}.png" for i in range(JOBS)]
     direct = dreamstyle.stylize(folder / "photo3.png", painting, progress=False, **FAST)
     assert np.array_equal(pixels(out / "photo3.png"), np.asarray(direct))

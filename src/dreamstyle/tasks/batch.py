@@ -64,6 +64,7 @@ class BatchReport:
     skipped: int = 0
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    workers: int = 0  # how many jobs ran at once: the local processes, or the Ray tasks the cluster holds
 
 
 # --- reading and checking the jobs ------------------------------------------------------------------------
@@ -327,6 +328,7 @@ def batch(inputs: str | os.PathLike, output: str | os.PathLike, bs: BatchSetting
         _fast_styles(todo, bs, events)
         events.expect(len(todo), 0)
         pool = _pool(bs, len(todo))
+        report.workers = min(len(todo), pool.workers)
         try:
             _drive(pool, todo, function, bs, manifest, report, events)
         except KeyboardInterrupt as exc:

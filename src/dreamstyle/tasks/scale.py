@@ -159,6 +159,7 @@ class RayPool:
         self.remote = ray.remote(_apply).options(**self.options)
         self.puts: dict[str, Any] = {}  # path -> its object, put once
         capacity = float(ray.cluster_resources().get("CPU", 1)) / cpus
+        self.workers = max(1, int(capacity))  # tasks that run at once (by CPUs)
         self.slots = max(2, int(2 * capacity))  # enough queued that no worker waits on the driver
 
     def submit(self, function: JobFunction, spec: dict[str, Any], files: Sequence[str]) -> Future:
