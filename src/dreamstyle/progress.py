@@ -21,8 +21,9 @@ class ProgressBar:
 
                 self.bar = tqdm(total=event.total, unit=self.unit, dynamic_ncols=True, leave=False)
             self.bar.set_description(event.label, refresh=False)
-            self.bar.set_postfix({"loss": f"{event.loss:.3g}", **{k: f"{v:.3g}" for k, v in event.parts.items()}},
-                                 refresh=False)
+            if self.unit == "step":  # a batch's bar counts jobs, which have no loss
+                self.bar.set_postfix({"loss": f"{event.loss:.3g}", **{k: f"{v:.3g}" for k, v in event.parts.items()}},
+                                     refresh=False)
             if event.total != self.bar.total:  # a video's scene cut adds a full first frame's steps
                 self.bar.total = event.total
             self.bar.update(event.step - self.bar.n)  # a resumed video skips the steps done before
