@@ -186,7 +186,7 @@ def _network_commands(sub: Any, video_mode: str) -> None:
             p.add_argument("--onnx", dest="output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
         add_settings(p, cls)
         if cls is VideoSettings:  # the video's own --style is the painting of apply's fast style too
-            add_settings(p, ScaleSettings, skip=("retries",))
+            add_settings(p, ScaleSettings)
             add_settings(p, VIDEO_MODES[video_mode], skip=("style_image",))
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 

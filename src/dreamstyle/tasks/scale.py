@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -30,7 +31,7 @@ def run_job(spec: dict[str, Any], *files: bytes | str) -> dict[str, Any]:
     """One job in a worker: ``spec`` says the mode, photo, paintings and settings; ``files`` are the contents
     (bytes) or local paths of ``spec['files']``, in order. Returns the image's pixels and parameters, or the
     error's one line and whether trying again could help (never raises, so no exception crosses processes)."""
-    if spec.get("threads") and (spec["mode"] != "apply" or "torch" in __import__("sys").modules):
+    if spec.get("threads") and (spec["mode"] != "apply" or "torch" in sys.modules):
         import torch
 
         torch.set_num_threads(int(spec["threads"]))
