@@ -245,3 +245,12 @@ def test_ray_runs_a_videos_chunks(ray_local, tmp_path):
     a, b = sorted(single.glob("*.png")), sorted(split.glob("*.png"))
     assert len(a) == len(b) == 8
     assert all(np.array_equal(pixels(x), pixels(y)) for x, y in zip(a[:4], b[:4]))  # the first chunk's frames
+
+
+def test_importing_the_batch_and_the_chunks_leaves_ray_and_torch_out():
+    import subprocess
+
+    code = ("import sys, dreamstyle.frontends.cli, dreamstyle.tasks.batch, dreamstyle.tasks.video_chunks; "
+            "print(sorted(m for m in ('ray', 'torch') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stderr

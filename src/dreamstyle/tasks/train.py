@@ -187,7 +187,7 @@ def _train(plan: _Plan, s: TrainSettings, events: Run) -> StyleModel:
     if plan.data.bad:
         import warnings
 
-        warnings.warn(f"skipped {len(plan.data.bad)} unreadable image file(s) in the data folder", stacklevel=2)
+        warnings.warn(f"skipped {len(plan.data.bad)} unreadable image file(s) in the data folder", stacklevel=3)
     model = StyleModel(net.eval().requires_grad_(False), meta, plan.out)
     events.finish(None, plan.out, model.meta)
     return model
