@@ -59,15 +59,18 @@ def local_run(photos, tmp_path_factory):
     """The 8 stylize jobs on the local pool (2 workers)."""
     folder, painting = photos
     out = tmp_path_factory.mktemp("local") / "out"
+    seen: list = []
     report = dreamstyle.batch(folder, out, mode="stylize", style_images=[str(painting)], workers=2, progress=False,
-                              **FAST)
-    return report, out
+                              on_job_event=lambda name, event: seen.append((name, event)), **FAST)
+    return report, out, seen
 
 
 def test_local_pool_runs_every_job_like_a_direct_call(photos, local_run):
     folder, painting = photos
-    report, out = local_run
+    report, out, seen = local_run
     assert (len(report.written), report.skipped, report.failed, report.workers) == (JOBS, 0, [], 2)
+    steps = [(name, event.step) for name, event in seen if isinstance(event, dreamstyle.Step)]
+    assert sorted(steps) == sorted((f"photo{i}.png", k) for i in range(JOBS) for k in (1, 2, 3))  # each job's own
     assert sorted(p.name for p in out.glob("*.png")) == [f"photo{i}.png" for i in range(JOBS)]
     direct = dreamstyle.stylize(folder / "photo3.png", painting, progress=False, **FAST)
     assert np.array_equal(pixels(out / "photo3.png"), np.asarray(direct))
@@ -79,7 +82,7 @@ def test_local_pool_runs_every_job_like_a_direct_call(photos, local_run):
 
 def test_local_rerun_skips_finished_jobs(photos, local_run):
     folder, painting = photos
-    _, out = local_run
+    _, out, _ = local_run
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
     again = dreamstyle.batch(folder, out, mode="stylize", style_images=[str(painting)], progress=False, **FAST)
     assert (len(again.written), again.skipped) == (0, JOBS)
@@ -164,10 +167,12 @@ def ray_local():
 
 def test_ray_runs_the_jobs_bit_identical_to_the_local_pool(photos, local_run, ray_local, tmp_path):
     folder, painting = photos
-    _, local_out = local_run
+    _, local_out, _ = local_run
+    seen: list = []
     report = dreamstyle.batch(folder, tmp_path / "out", mode="stylize", style_images=[str(painting)], ray="auto",
-                              progress=False, **FAST)
+                              progress=False, on_job_event=lambda name, event: seen.append(name), **FAST)
     assert (len(report.written), report.failed) == (JOBS, [])
+    assert sorted(set(seen)) == [f"photo{i}.png" for i in range(JOBS)] and len(seen) == 3 * JOBS
     for i in range(JOBS):
         assert np.array_equal(pixels(tmp_path / "out" / f"photo{i}.png"), pixels(local_out / f"photo{i}.png"))
     params = read_params(tmp_path / "out" / "photo0.png")

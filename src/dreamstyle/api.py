@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Union
 
@@ -233,15 +233,17 @@ def video(source: str | os.PathLike, output: str | os.PathLike, *, progress: boo
 
 
 @signature_of(BatchSettings, _P("inputs", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
-              progress=True, on_event=None, cancel=None)
+              progress=True, on_event=None, on_job_event=None, cancel=None)
 def batch(inputs: str | os.PathLike, output: str | os.PathLike, *, progress: bool = True,
-          on_event: Subscriber | None = None, cancel: CancelToken | None = None, **settings: Any) -> BatchReport:
+          on_event: Subscriber | None = None, on_job_event: Callable[[str, Any], None] | None = None,
+          cancel: CancelToken | None = None, **settings: Any) -> BatchReport:
     """Many jobs, each an ordinary stylize, apply or dream call (``mode``): ``inputs`` is a folder of photos (with
     ``style_images`` or ``model`` for all) or a .csv/.json list of jobs (photo, style, output and any settings
     per row); results go to the folder ``output``, with a manifest that makes a rerun skip finished jobs. The
     mode's own settings come as keywords too, for every job. Runs on a local process pool, or on Ray with
     ``ray='auto'`` or an address. Returns a report (written, skipped, failed); a job that failed on every try
-    is in ``failed`` with its one-line error. ``on_event`` gets a Step per job finished or failed."""
+    is in ``failed`` with its one-line error. ``on_event`` gets a Step per job finished or failed (the bar's),
+    ``on_job_event(output name, event)`` each job's own Step events as its worker runs it."""
     batch_names = {f.name for f, _ in options(BatchSettings)}
     s = make(BatchSettings, {k: v for k, v in settings.items() if k in batch_names})
     common = {k: v for k, v in settings.items() if k not in batch_names}
@@ -249,7 +251,7 @@ def batch(inputs: str | os.PathLike, output: str | os.PathLike, *, progress: boo
     from .tasks import batch as task
 
     with _events("batch", progress, on_event, 0, cancel, unit="job") as run:
-        return task.batch(inputs, output, s, common, run)
+        return task.batch(inputs, output, s, common, run, on_job_event=on_job_event)
 
 
 def load_style(model: str | os.PathLike, device: str = "auto") -> LoadedStyle:

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -30,9 +30,10 @@ from ..errors import SettingError, UserError, message_for
 from ..events import Interrupted, Run, stopped_by_sigterm
 from ..images import IMAGE_SUFFIXES, atomic_path, check_input_file, check_output_path, image_files, save_image
 from ..settings import BATCH_MODES, BatchSettings, flag_of, make, options, parse_kind
-from .scale import JobFunction, LocalPool, RayPool, run_job, swap
+from .scale import JobFunction, LocalPool, RayPool, drain, run_job, swap
 
 MANIFEST = "dreamstyle-batch.json"
+JobEvents = Callable[[str, Any], None]  # (a job's output name, one of its run events)
 _PHOTO, _STYLE, _OUTPUT = ("photo", "content", "image"), ("style", "styles", "painting", "paintings"), ("output",)
 _SHOWN_ERRORS = 5  # bad rows named in the one-line refusal
 
@@ -311,9 +312,10 @@ class Manifest:
 # --- running them ---------------------------------------------------------------------------------------------
 
 def batch(inputs: str | os.PathLike, output: str | os.PathLike, bs: BatchSettings, common: Mapping[str, Any],
-          events: Run, function: JobFunction = run_job) -> BatchReport:
+          events: Run, function: JobFunction = run_job, on_job_event: JobEvents | None = None) -> BatchReport:
     """Every job of ``inputs`` not already done in ``output`` (a folder), on the local pool or on Ray; one step
-    of ``events`` per job finished or failed. ``function`` runs one job in a worker (tests wrap it)."""
+    of ``events`` per job finished or failed; each job's own Step events to ``on_job_event(output name,
+    event)`` as they happen. ``function`` runs one job in a worker (tests wrap it)."""
     folder = output_folder(output)
     jobs = read_jobs(inputs, bs, common)
     try:
@@ -330,7 +332,7 @@ def batch(inputs: str | os.PathLike, output: str | os.PathLike, bs: BatchSetting
         pool = _pool(bs, len(todo))
         report.workers = min(len(todo), pool.workers)
         try:
-            _drive(pool, todo, function, bs, manifest, report, events)
+            _drive(pool, todo, function, bs, manifest, report, events, on_job_event)
         except KeyboardInterrupt as exc:
             pool.close(wait=False)
             raise Interrupted(None, None, events.done, events.total, stopped_by_sigterm(exc)) from None
@@ -375,15 +377,19 @@ def _fast_styles(jobs: list[Job], bs: BatchSettings, events: Run) -> None:
 
 
 def _drive(pool: LocalPool | RayPool, todo: list[Job], function: JobFunction, bs: BatchSettings,
-           manifest: Manifest, report: BatchReport, events: Run) -> None:
+           manifest: Manifest, report: BatchReport, events: Run, on_job_event: JobEvents | None) -> None:
     """Keep the pool's slots busy; write each result as it comes; retry, or report, each failure."""
     waiting, running, tries = deque(todo), {}, Counter()  # type: ignore[var-annotated]
+    channel = pool.channel() if on_job_event is not None else None
     while waiting or running:
         while waiting and len(running) < pool.slots:
             job = waiting.popleft()
             tries[job.output] += 1
-            running[pool.submit(function, job.spec(bs.mode), job.files)] = job
+            spec = {**job.spec(bs.mode), "name": job.output, "channel": channel}
+            running[pool.submit(function, spec, job.files)] = job
         done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+        if channel is not None and on_job_event is not None:
+            drain(channel, on_job_event)
         events.check()
         if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
             done = set(running)  # a worker died: every job in flight is lost with the pool

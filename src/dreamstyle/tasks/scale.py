@@ -75,12 +75,15 @@ def swap(value: Any, names: dict[str, str]) -> Any:
 
 def _call(spec: dict[str, Any]) -> Any:
     """The job's workflow, as the API would call it (without a progress bar or an output file)."""
-    from ..events import Run
+    from ..events import Run, Step
     from ..settings import BATCH_MODES, make
 
     mode = spec["mode"]
     s = make(BATCH_MODES[mode], spec["settings"])
     run = Run(mode, 0)
+    channel = spec.get("channel")
+    if channel is not None:  # the driver's on_job_event wants this job's steps, as they happen
+        run.subscribe(lambda event: channel.put((spec["name"], event)) if isinstance(event, Step) else None)
     if mode == "stylize":
         from . import stylize
 
@@ -116,6 +119,7 @@ class LocalPool:
         self.workers, self.threads = workers, threads
         self.slots = workers  # no more jobs in flight than workers: a dead worker's jobs are known
         self.executor = self._start()
+        self.manager: Any = None
 
     def _start(self) -> ProcessPoolExecutor:
         import multiprocessing
@@ -126,6 +130,14 @@ class LocalPool:
     def submit(self, function: JobFunction, spec: dict[str, Any], files: Sequence[str]) -> Future:
         return self.executor.submit(function, {**spec, "threads": self.threads}, *files)
 
+    def channel(self) -> Any:
+        """A queue the workers can put events on (a manager's, made on first use)."""
+        if self.manager is None:
+            import multiprocessing
+
+            self.manager = multiprocessing.get_context("spawn").Manager()
+        return self.manager.Queue()
+
     def restart(self) -> None:
         """A worker died (the pool is broken): a fresh pool for the jobs still to do."""
         self.close(wait=False)
@@ -135,6 +147,9 @@ class LocalPool:
         """Shut the pool down; without ``wait``, stop the workers now (their jobs are lost, nothing is written)."""
         procs = list((getattr(self.executor, "_processes", None) or {}).values())
         self.executor.shutdown(wait=wait, cancel_futures=True)
+        if self.manager is not None:
+            self.manager.shutdown()
+            self.manager = None
         if not wait:
             for proc in procs:
                 with contextlib.suppress(Exception):
@@ -159,6 +174,7 @@ class RayPool:
         self.threads = max(1, int(cpus))
         self.remote = ray.remote(_apply).options(**self.options)
         self.puts: dict[str, Any] = {}  # path -> its object, put once
+        self.queues: list[Any] = []
         capacity = float(ray.cluster_resources().get("CPU", 1)) / cpus
         self.workers = max(1, int(capacity))  # tasks that run at once (by CPUs)
         self.slots = max(2, int(2 * capacity))  # enough queued that no worker waits on the driver
@@ -172,11 +188,22 @@ class RayPool:
             self.puts[path] = self.ray.put(Path(path).read_bytes())
         return self.puts[path]
 
+    def channel(self) -> Any:
+        """A queue the tasks can put events on (a Ray actor that asks for no CPU)."""
+        from ray.util.queue import Queue
+
+        self.queues.append(Queue(actor_options={"num_cpus": 0}))
+        return self.queues[-1]
+
     def restart(self) -> None:
         """Ray replaces dead workers itself."""
 
     def close(self, wait: bool = True) -> None:
         self.puts.clear()
+        for queue in self.queues:
+            with contextlib.suppress(Exception):
+                queue.shutdown()
+        self.queues.clear()
         if self.owned:
             self.ray.shutdown()
 
@@ -221,3 +248,15 @@ def check_reachable(address: str) -> None:
         reason = "no answer" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
         raise UserError(f"cannot reach the Ray cluster at '{address}' ({reason}); start one with "
                         "`ray start --head`, or check the address") from None
+
+
+def drain(channel: Any, deliver: Callable[[str, Any], None]) -> None:
+    """Hand every event waiting on ``channel`` (a manager's or Ray's queue) to ``deliver(job name, event)``."""
+    while True:
+        try:
+            name, event = channel.get_nowait()
+        except Exception as exc:  # queue.Empty, or ray.util.queue.Empty
+            if type(exc).__name__ == "Empty":
+                return
+            raise
+        deliver(name, event)
