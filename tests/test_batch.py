@@ -259,3 +259,25 @@ def test_importing_the_batch_and_the_chunks_leaves_ray_and_torch_out():
             "print(sorted(m for m in ('ray', 'torch') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_ctrl_c_on_the_command_stops_the_workers_and_keeps_whole_outputs(photos, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    folder, painting = photos
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "batch", str(folder), "-o", str(out), "--mode",
+                             "stylize", "--style", str(painting), "--workers", "1", "--size", "48", "--iterations",
+                             "40", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while not list(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip() == "dreamstyle: interrupted", err
+    written = sorted(p.name for p in out.glob("*.png"))
+    assert 1 <= len(written) < JOBS and not list(out.glob(".ds-*"))
+    assert sorted(json.loads((out / MANIFEST).read_text())["jobs"]) == written

@@ -144,17 +144,17 @@ class LocalPool:
         self.executor = self._start()
 
     def close(self, wait: bool = True) -> None:
-        """Shut the pool down; without ``wait``, stop the workers now (their jobs are lost, nothing is written)."""
-        procs = list((getattr(self.executor, "_processes", None) or {}).values())
-        self.executor.shutdown(wait=wait, cancel_futures=True)
-        if self.manager is not None:
-            self.manager.shutdown()
-            self.manager = None
+        """Shut the pool down; without ``wait``, stop the workers first (their jobs are lost, nothing is written),
+        so that the shutdown, which then releases the pool's queues and locks, returns at once."""
         if not wait:
-            for proc in procs:
+            for proc in list((getattr(self.executor, "_processes", None) or {}).values()):
                 with contextlib.suppress(Exception):
                     proc.kill()
                     proc.join(5)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.manager is not None:
+            self.manager.shutdown()
+            self.manager = None
 
 
 # --- Ray ---------------------------------------------------------------------------------------------------
