@@ -67,3 +67,8 @@ def test_a_scene_cut_is_a_chunk_boundary_without_warm_up(tmp_path):
         Image.fromarray(source[30:126, 20 + 2 * i:116 + 2 * i]).save(tmp_path / f"{i:04d}.png")
     chunks = plan_chunks(open_frames(tmp_path), 2)
     assert [(c.start, c.end, c.warmup) for c in chunks] == [(0, 8, 0), (8, 12, 0)]
+
+
+def test_ray_refuses_a_folder_of_frames_before_connecting(clip, tmp_path):
+    with pytest.raises(dreamstyle.UserError, match="takes a video file or a GIF, not a folder"):
+        dreamstyle.video(clip, tmp_path / "out.mp4", ray="127.0.0.1:9", progress=False)

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DreamstyleError, RunError, message_for
+from ..errors import DreamstyleError, RunError, UserError, message_for
 from ..events import Child, Run
 from ..images import array_from_image, atomic_path
 from ..motion.flow import CUT_RELIABLE, reliable
 from ..motion.frames import Frames, open_frames
 from ..settings import VIDEO_MODES, ScaleSettings, VideoSettings, make
+from ..threads import free_cores
 from .scale import LocalPool, RayPool, materialize, swap
 
 WARMUP = 4  # frames each chunk runs before its range and throws away
@@ -128,20 +129,18 @@ def chunked(source: str, s: VideoSettings, mode_settings: Any, scale: ScaleSetti
     the local pool (``scale.workers`` chunks) or on Ray (one chunk per task the cluster holds)."""
     def fill(work: Path, params: dict[str, Any]) -> None:
         frames = open_frames(source, getattr(mode_settings, "size", None), s.start, s.end, s.every)
-        pool: LocalPool | RayPool
-        if scale.ray:
-            if frames.kind == "folder":
-                raise RunError("--ray takes a video file or a GIF, not a folder of frames (each task is sent the "
-                               "source's bytes)")
-            pool = RayPool(scale.ray, scale.cpus_per_job, scale.gpus_per_job, scale.retries)
-            parts = scale.workers or max(1, pool.slots // 2)
-        else:
-            from ..threads import free_cores
-
-            parts = scale.workers or free_cores()
-            pool = LocalPool(parts, max(1, free_cores() // parts))
+        if scale.ray and frames.kind == "folder":
+            raise UserError("--ray takes a video file or a GIF, not a folder of frames (each task is sent the "
+                            "source's bytes)")
+        ray = RayPool(scale.ray, scale.cpus_per_job, scale.gpus_per_job, scale.retries) if scale.ray else None
+        parts = scale.workers or (ray.workers if ray is not None else free_cores())
         todo = [c for c in plan_chunks(frames, min(parts, frames.count))
                 if not all((work / f"{i:06d}.png").is_file() for i in range(c.start, c.end))]
+        if not todo:  # all saved by an earlier run
+            if ray is not None:
+                ray.close()
+            return
+        pool: LocalPool | RayPool = ray or LocalPool(len(todo), max(1, free_cores() // len(todo)))
         base = {"source": source, "video": _fields(s), "mode_settings": _fields(mode_settings), "params": params,
                 "work": None if scale.ray else str(work), "files": [source, *_files(s, mode_settings)]}
         try:
