@@ -40,16 +40,19 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 CLI_ONLY = {"help", "output", "quiet", "content", "styles", "photo", "sweep", "model", "json", "style", "images",
-            "source"}
+            "source", "inputs"}
 
 
 @pytest.mark.parametrize("command, classes, skip", [
     ("stylize", [S.StylizeSettings], ()), ("sheet", [S.StylizeSettings], ("save_every",)),
     ("dream", [S.DreamSettings, S.ZoomSettings], ()), ("explore", [S.ExploreSettings], ("model",)),
     ("train", [S.TrainSettings], ()), ("apply", [S.ApplySettings], ()), ("export", [S.ExportSettings], ()),
-    ("video", [S.VideoSettings, S.ApplySettings], ("style_image",)),  # the video's own --style is the painting
-    ("video --mode stylize", [S.VideoSettings, S.StylizeSettings], ()),
-    ("video --mode dream", [S.VideoSettings, S.DreamSettings], ()),
+    ("video", [S.VideoSettings, S.ScaleSettings, S.ApplySettings], ("style_image",)),  # the video's own --style
+    ("video --mode stylize", [S.VideoSettings, S.ScaleSettings, S.StylizeSettings], ()),  # is the painting
+    ("video --mode dream", [S.VideoSettings, S.ScaleSettings, S.DreamSettings], ()),
+    ("batch", [S.BatchSettings, S.ApplySettings], ("style_image",)),  # so is the batch's
+    ("batch --mode stylize", [S.BatchSettings, S.StylizeSettings], ("save_every",)),  # no file per step
+    ("batch --mode dream", [S.BatchSettings, S.DreamSettings], ()),
 ])
 def test_the_cli_parser_and_the_settings_agree(command, classes, skip):
     """Every setting has its option (flag, choices, arity, help with the default), and every option is a
@@ -310,7 +313,7 @@ def test_the_folders_tell_the_architecture():
     root = Path(dreamstyle.__file__).parent
     assert {p.stem for p in (root / "tasks").glob("*.py")} == {
         "__init__", "session", "precheck", "stylize", "dream", "explore", "sheet", "train", "apply", "faststyle",
-        "export", "video"}
+        "export", "video", "video_chunks", "batch", "scale"}
     assert {p.stem for p in (root / "frontends").glob("*.py")} >= {"cli", "serve", "studio", "guard"}
     for shared in ("settings", "events", "images", "errors", "version", "api"):
         assert (root / f"{shared}.py").is_file()
@@ -318,7 +321,8 @@ def test_the_folders_tell_the_architecture():
         assert (root / package / "__init__.py").is_file()
     documented = (root / "tasks" / "__init__.py").read_text()
     assert all(f"``{task}``" in documented for task in ("session", "precheck", "stylize", "dream", "explore", "sheet",
-                                                          "train", "apply", "faststyle", "export", "video"))
+                                                          "train", "apply", "faststyle", "export", "video",
+                                                          "video_chunks", "batch", "scale"))
 
 
 def test_the_import_direction_is_enforced_by_the_layers_contract():

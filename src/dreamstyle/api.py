@@ -12,17 +12,20 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Union
 
 from .events import CancelToken, Run, Subscriber
 from .settings import (
+    BATCH_MODES,
     VIDEO_MODES,
     ApplySettings,
+    BatchSettings,
     DreamSettings,
     ExploreSettings,
     ExportSettings,
+    ScaleSettings,
     StylizeSettings,
     TrainSettings,
     VideoSettings,
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
     from .fastnet.modelfile import StyleModel
     from .tasks.apply import LoadedStyle
+    from .tasks.batch import BatchReport
     from .tasks.export import ExportReport
 
 ImageLike = Union[str, os.PathLike, "Image.Image"]
@@ -50,12 +54,12 @@ _COMMON = dict(output=None, progress=True, on_event=None, preview_every=0, cance
 
 @contextmanager
 def _events(task: str, progress: bool, on_event: Subscriber | None, preview_every: int,
-            cancel: CancelToken | None) -> Iterator[Run]:
+            cancel: CancelToken | None, unit: str = "step") -> Iterator[Run]:
     """A run's events with the terminal bar and the caller's subscriber; the bar is closed however it ends."""
     from .progress import ProgressBar
 
     run = Run(task, 0, cancel=cancel)
-    bar = ProgressBar() if progress else None
+    bar = ProgressBar(unit) if progress else None
     if bar is not None:
         run.subscribe(bar)
     if on_event is not None:
@@ -201,21 +205,53 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, progress: boo
 
 
 @signature_of(VideoSettings, _P("source", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
-              progress=True, on_event=None, preview_every=0, cancel=None)
+              progress=True, on_event=None, preview_every=0, cancel=None,
+              **{f.name: f.default for f in dataclasses.fields(ScaleSettings)})
 def video(source: str | os.PathLike, output: str | os.PathLike, *, progress: bool = True,
           on_event: Subscriber | None = None, preview_every: int = 0, cancel: CancelToken | None = None,
           **settings: Any) -> Path:
     """A video (file, GIF or folder of frames) kept steady by optical flow, written to ``output`` (.mp4,
     .gif or a new folder of frames). ``mode`` picks what each frame gets, and the mode's own settings come
     as keywords too: those of :func:`apply` (the default), :func:`stylize` (with ``style_images``) or
-    :func:`dream`. Rerunning after an interruption continues where it stopped."""
+    :func:`dream`. Rerunning after an interruption continues where it stopped. ``workers`` (N local processes)
+    or ``ray`` (a Ray address) split the clip into chunks, one per task (see DESIGN.md)."""
     video_names = {f.name for f, _ in options(VideoSettings)}
+    scale_names = {f.name for f, _ in options(ScaleSettings)}
     s = make(VideoSettings, {k: v for k, v in settings.items() if k in video_names})
-    mode_settings = make(VIDEO_MODES[s.mode], {k: v for k, v in settings.items() if k not in video_names})
+    scale = make(ScaleSettings, {k: v for k, v in settings.items() if k in scale_names})
+    mode_settings = make(VIDEO_MODES[s.mode], {k: v for k, v in settings.items()
+                                               if k not in video_names | scale_names})
     from .tasks import video as task
 
     with _events("video", progress, on_event, preview_every, cancel) as run:
-        return task.video(source, output, s, mode_settings, run)
+        chunks = None
+        if scale.ray or (scale.workers or 1) > 1:
+            from .tasks.video_chunks import chunked
+
+            chunks = chunked(str(source), s, mode_settings, scale, run)
+        return task.video(source, output, s, mode_settings, run, chunks=chunks)
+
+
+@signature_of(BatchSettings, _P("inputs", _P.POSITIONAL_OR_KEYWORD), _P("output", _P.POSITIONAL_OR_KEYWORD),
+              progress=True, on_event=None, on_job_event=None, cancel=None)
+def batch(inputs: str | os.PathLike, output: str | os.PathLike, *, progress: bool = True,
+          on_event: Subscriber | None = None, on_job_event: Callable[[str, Any], None] | None = None,
+          cancel: CancelToken | None = None, **settings: Any) -> BatchReport:
+    """Many jobs, each an ordinary stylize, apply or dream call (``mode``): ``inputs`` is a folder of photos (with
+    ``style_images`` or ``model`` for all) or a .csv/.json list of jobs (photo, style, output and any settings
+    per row); results go to the folder ``output``, with a manifest that makes a rerun skip finished jobs. The
+    mode's own settings come as keywords too, for every job. Runs on a local process pool, or on Ray with
+    ``ray='auto'`` or an address. Returns a report (written, skipped, failed); a job that failed on every try
+    is in ``failed`` with its one-line error. ``on_event`` gets a Step per job finished or failed (the bar's),
+    ``on_job_event(output name, event)`` each job's own Step events as its worker runs it."""
+    batch_names = {f.name for f, _ in options(BatchSettings)}
+    s = make(BatchSettings, {k: v for k, v in settings.items() if k in batch_names})
+    common = {k: v for k, v in settings.items() if k not in batch_names}
+    make(BATCH_MODES[s.mode], common)  # an unknown name is a TypeError, a bad value a SettingError, before any work
+    from .tasks import batch as task
+
+    with _events("batch", progress, on_event, 0, cancel, unit="job") as run:
+        return task.batch(inputs, output, s, common, run, on_job_event=on_job_event)
 
 
 def load_style(model: str | os.PathLike, device: str = "auto") -> LoadedStyle:
@@ -242,5 +278,6 @@ def precheck(mode: str, settings: Any) -> None:
     check(mode, settings)
 
 
-__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export", "video", "load_style",
+__all__ = ["stylize", "dream", "dream_zoom", "explore", "sheet", "train", "apply", "export", "video", "batch",
+           "load_style",
            "has_cached_style", "precheck"]

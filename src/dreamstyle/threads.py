@@ -84,6 +84,26 @@ class ThreadGovernor:
             self.adjust()
 
 
+def free_cores(wait: float = 0.2) -> int:
+    """How many of this process's cores other programs leave free now (a look of ``wait`` seconds, as the
+    governor's); all of them where /proc/stat is missing. Sizes the batch's local pool."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    before, own = _cpu_jiffies(), _own_jiffies()
+    if before is None:
+        return cores
+    time.sleep(wait)
+    after = _cpu_jiffies()
+    if after is None or after[1] <= before[1]:
+        return cores
+    other = max(0.0, (after[0] - before[0]) - (_own_jiffies() - own))
+    held = (os.cpu_count() or cores) * other / (after[1] - before[1])
+    held_cores = int(held // 1 + (1 if held % 1 >= BUSY_SHARE else 0))
+    return max(1, cores - held_cores)
+
+
 _governor: ThreadGovernor | None = None
 
 

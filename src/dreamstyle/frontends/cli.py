@@ -42,8 +42,9 @@ def _flag_namer(command: str | None) -> Callable[[str], str]:
 
 
 def _video_mode(argv: Sequence[str]) -> str:
-    """The --mode of a ``video`` command line (its options depend on it); apply if none or not valid."""
-    if "video" not in argv:
+    """The --mode of a ``video`` or ``batch`` command line (its options depend on it); apply if none or not
+    valid."""
+    if "video" not in argv and "batch" not in argv:
         return "apply"
     mode = "apply"
     for i, arg in enumerate(argv):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..settings import (
 )
 
 _RUN_ARGS = ("command", "show_params", "output", "quiet", "content", "styles", "photo", "sweep", "style", "images",
-             "source")
+             "source", "inputs")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,8 +112,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _optimizing()
     from ..api import train
 
-    model = train(args.style, args.output, progress=not args.quiet, **_settings(args))
-    if not args.quiet:
+    quiet = args.quiet or os.environ.get("RANK", "0") != "0"  # under torchrun, rank 0 alone shows progress
+    model = train(args.style, args.output, progress=not quiet, **_settings(args))
+    if not quiet:
         print(f"wrote {args.output} ({model.meta.get('steps')} steps, {model.meta.get('seconds')} s)", file=sys.stderr)
     return 0
 
@@ -152,6 +154,22 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
     video(args.source, args.output, progress=not args.quiet, **_settings(args))
     return _wrote(args)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    if getattr(args, "mode", "apply") != "apply" or getattr(args, "style_images", None) \
+            or _needs_torch(getattr(args, "model", ""), getattr(args, "device", "auto")):
+        _optimizing()
+    from ..api import batch
+
+    report = batch(args.inputs, args.output, progress=not args.quiet, **_settings(args))
+    for where, error in report.failed:
+        print(f"dreamstyle: error: {where} failed: {error}", file=sys.stderr)
+    if not args.quiet:
+        skipped = f", {report.skipped} already done" if report.skipped else ""
+        failed = f", {len(report.failed)} failed" if report.failed else ""
+        print(f"wrote {len(report.written)} of {report.total} jobs in {args.output}{skipped}{failed}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -227,4 +245,4 @@ def show_params(path: str) -> int:
 
 COMMANDS = {"stylize": _cmd_stylize, "sheet": _cmd_sheet, "layers": _cmd_layers, "models": _cmd_models,
             "dream": _cmd_dream, "explore": _cmd_explore, "train": _cmd_train, "apply": _cmd_apply,
-            "export": _cmd_export, "serve": _cmd_serve, "video": _cmd_video}
+            "export": _cmd_export, "serve": _cmd_serve, "video": _cmd_video, "batch": _cmd_batch}

@@ -7,12 +7,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..settings import (
+    BATCH_MODES,
     VIDEO_MODES,
     ApplySettings,
+    BatchSettings,
     DreamSettings,
     ExploreSettings,
     ExportSettings,
     Opt,
+    ScaleSettings,
     StylizeSettings,
     TrainSettings,
     VideoSettings,
@@ -92,7 +95,8 @@ def add_settings(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str]
 
 
 def build_parser(video_mode: str = "apply") -> argparse.ArgumentParser:
-    """The whole command line; ``video`` takes the options of ``video_mode`` (apply, stylize or dream)."""
+    """The whole command line; ``video`` and ``batch`` take the options of ``video_mode`` (apply, stylize or
+    dream: their --mode)."""
     parser = _Parser(prog="dreamstyle", description="Neural image stylization: style transfer, Deep Dream, "
                      "networks and their taps.")
     parser.add_argument("--version", action="version", version=f"dreamstyle {__version__}")
@@ -101,6 +105,7 @@ def build_parser(video_mode: str = "apply") -> argparse.ArgumentParser:
 
     _image_commands(sub)
     _network_commands(sub, video_mode)
+    _batch_command(sub, video_mode)
     v = sub.add_parser("serve", help="the local web studio: stylize, apply, dream and explore in the browser",
                        description="Serve the studio page on this machine (127.0.0.1 unless --host).")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -181,5 +186,20 @@ def _network_commands(sub: Any, video_mode: str) -> None:
             p.add_argument("--onnx", dest="output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
         add_settings(p, cls)
         if cls is VideoSettings:  # the video's own --style is the painting of apply's fast style too
+            add_settings(p, ScaleSettings)
             add_settings(p, VIDEO_MODES[video_mode], skip=("style_image",))
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _batch_command(sub: Any, mode: str) -> None:
+    """batch: a folder or list of jobs, an output folder, where they run, and the mode's settings for all jobs."""
+    p = sub.add_parser("batch", help="many photos through stylize, apply or dream: a local pool or Ray, resumable",
+                       description="Run one job per photo of a folder, or per row of a .csv/.json list (columns: "
+                       "photo, style, output and any settings), on a local process pool or on Ray (--ray). "
+                       f"--mode {mode} takes the options below, for every job; see `dreamstyle batch --mode MODE "
+                       "--help` for the others'. Rerun the same command to skip the jobs already done.")
+    p.add_argument("inputs", metavar="INPUTS", help="a folder of photos, or a .csv or .json list of jobs")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="the output folder (made if missing)")
+    add_settings(p, BatchSettings)
+    add_settings(p, BATCH_MODES[mode], skip=("style_image", "save_every"))
+    p.add_argument("--quiet", action="store_true", help="no progress bar")

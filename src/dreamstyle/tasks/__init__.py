@@ -9,5 +9,8 @@
 * ``sheet``: a contact sheet of stylize settings;
 * ``train``, ``apply``, ``export``: feed-forward style networks;
 * ``faststyle``: any painting as a feed-forward style (``apply --style``), fine-tuned once and cached;
-* ``video``: any of these on a video's frames, with temporal consistency.
+* ``video``: any of these on a video's frames, with temporal consistency;
+* ``video_chunks``: a video across workers, in chunks with warm-up frames;
+* ``batch``: many photos through stylize, apply or dream, resumable;
+* ``scale``: where batch jobs and video chunks run: a local process pool, or Ray tasks.
 """

@@ -5,6 +5,12 @@ stylize: the content targets are re-bound to each batch of photos, the style tar
 painting's statistics, taken once. Random square crops with flips from a folder of photos feed it.
 Checkpoints (the model file itself, with the optimizer's state) are written every N steps, on
 Ctrl-C and at the end, so a run can be resumed and a stopped run loses nothing.
+
+Under ``torchrun --nproc_per_node N -m dreamstyle train ...`` (WORLD_SIZE > 1) the run joins torchrun's process
+group (gloo on CPU, NCCL on CUDA, one GPU per process) and trains with DistributedDataParallel: each rank
+draws its own ``batch_size`` crops (its generator seeded by the seed, its rank and the step it starts at),
+the gradients are averaged, and rank 0 alone writes checkpoints and previews. ``resume`` continues such a
+run, also on another number of processes (the crops then differ from the uninterrupted run's).
 """
 
 from __future__ import annotations
@@ -130,12 +136,24 @@ class _Plan:
     style_size: int
     style_taps: dict[str, float]
     content_taps: dict[str, float]
+    rank: int = 0  # under torchrun: this process's rank and the number of processes
+    world: int = 1
 
 
 def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str | os.PathLike,
           events: Run) -> StyleModel:
-    """Train (or fine-tune, or resume) a style network; the model file at ``output`` is the checkpoint."""
+    """Train (or fine-tune, or resume) a style network; the model file at ``output`` is the checkpoint. Under
+    torchrun, one rank of a distributed run (see the module's notes)."""
     plan = _plan(style, s, output)  # 1. every check, before any work
+    owned = _join_process_group(plan, s)
+    try:
+        return _train(plan, s, events)
+    finally:
+        if owned:
+            torch.distributed.destroy_process_group()
+
+
+def _train(plan: _Plan, s: TrainSettings, events: Run) -> StyleModel:
     torch.manual_seed(s.seed)
     net, train_state = _network(plan, s)  # 2. the network: resumed, fine-tuned from a trained one, or new
     s = dataclasses.replace(s, max_steps=_max_steps(s, train_state))
@@ -149,9 +167,11 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     if train_state.get("optimizer"):
         optimizer.load_state_dict(train_state["optimizer"])
     done = int(train_state.get("step", 0))
-    if "data_rng" in train_state:
+    if plan.world > 1 or int(train_state.get("world", 1)) > 1:  # each rank its own crops, also when resumed
+        plan.data.rng.seed(f"{s.seed}:{plan.rank}:{done}")   # on another number of processes
+    elif "data_rng" in train_state:
         plan.data.rng.setstate(_as_tuples(train_state["data_rng"]))
-        plan.data.skip(Path(p) for p in train_state.get("unreadable", []))
+    plan.data.skip(Path(p) for p in train_state.get("unreadable", []))
     events.expect(s.max_steps or 0, done)
     with torch.no_grad():  # 5. the objective: the painting's targets bound once
         style_feats = extractor(resized_tensor(plan.painting, plan.style_size, device))
@@ -168,10 +188,26 @@ def train(style: str | os.PathLike | Image.Image, s: TrainSettings, output: str 
     if plan.data.bad:
         import warnings
 
-        warnings.warn(f"skipped {len(plan.data.bad)} unreadable image file(s) in the data folder", stacklevel=2)
+        warnings.warn(f"skipped {len(plan.data.bad)} unreadable image file(s) in the data folder", stacklevel=3)
     model = StyleModel(net.eval().requires_grad_(False), meta, plan.out)
     events.finish(None, plan.out, model.meta)
     return model
+
+
+def _join_process_group(plan: _Plan, s: TrainSettings) -> bool:
+    """Under torchrun (WORLD_SIZE > 1): join its process group, gloo on CPU or NCCL with this process's GPU
+    (LOCAL_RANK); ``plan`` learns the rank and the world size. True if this call made the group."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not torch.distributed.is_available():
+        return False
+    dist = torch.distributed
+    owned = not dist.is_initialized()
+    if owned:
+        cuda = s.device in ("auto", "cuda") and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    plan.rank, plan.world = dist.get_rank(), dist.get_world_size()
+    return owned
 
 
 def _max_steps(s: TrainSettings, train_state: dict[str, Any]) -> int:
@@ -253,11 +289,14 @@ def _loop(plan: _Plan, s: TrainSettings, net: TransformerNet, optimizer: torch.o
     assert total is not None  # resolved by train()
 
     def checkpoint(step: int, final: bool = False) -> None:
+        if plan.rank != 0:
+            return  # rank 0 writes for all: the ranks' weights are the same after every step
         was_training = net.training
         net.eval()
         state = None if final else {"optimizer": optimizer.state_dict(), "step": step, "max_steps": total,
                                     # so that a resumed run draws exactly the crops the whole run would have
-                                    "data_rng": data.rng.getstate(), "unreadable": sorted(map(str, data.bad))}
+                                    "data_rng": data.rng.getstate(), "unreadable": sorted(map(str, data.bad)),
+                                    "world": plan.world}
         meta.update(steps=step, seconds=round(time.perf_counter() - started, 1) + float(train_state.get("seconds", 0)))
         save_model(net, plan.out, meta, train=None if state is None else {**state, "seconds": meta["seconds"]})
         if plan.preview is not None:
@@ -270,12 +309,13 @@ def _loop(plan: _Plan, s: TrainSettings, net: TransformerNet, optimizer: torch.o
 
     seen, clock = 0, time.perf_counter()
     latest: dict[str, torch.Tensor] = {}  # the step's batch, for its preview
+    forward = net if plan.world == 1 else torch.nn.parallel.DistributedDataParallel(net)  # averages gradients
 
     def evaluate() -> tuple[torch.Tensor, dict[str, float]]:
         latest["batch"] = batch = data.batch(s.batch_size, s.size).to(device)
         with torch.no_grad():
             content_term.bind(extractor(batch))
-        result = net(batch)
+        result = forward(batch)
         return objective(extractor(result), result)
 
     def report(step: int, loss: float, parts: dict[str, float]) -> None:

@@ -91,12 +91,13 @@ def _checked_framer(frames: Frames, s: VideoSettings, mode_settings: ApplySettin
 
 def video(source: str | os.PathLike, output: str | os.PathLike, s: VideoSettings,
           mode_settings: ApplySettings | StylizeSettings | DreamSettings, events: Run,
-          keep_frames: bool = False) -> Path:
+          keep_frames: bool = False, chunks: Callable[[Path, dict[str, Any]], None] | None = None) -> Path:
     """Every selected frame of ``source`` through the mode, into ``output`` (.mp4, .gif or a folder).
 
     The frames stream: each is decoded (and resized) when its turn comes, and once done it is saved to
     the work folder and handed to the encoder; only the previous frame is kept, so memory does not grow
-    with the clip's length."""
+    with the clip's length. ``chunks(work, params)`` (:mod:`.video_chunks`) first fills the work folder
+    with frames made by other workers; this run then finds them saved and assembles them in order."""
     frames = open_frames(source, getattr(mode_settings, "size", None), s.start, s.end, s.every)
     out = check_video_output(output)
     refuse_output_over_inputs(out, [source, *(s.style_images or [])])
@@ -128,6 +129,8 @@ def video(source: str | os.PathLike, output: str | os.PathLike, s: VideoSettings
 
     try:
         with guarded(events, keep):
+            if chunks is not None:
+                chunks(work, params)
             writers.append(_output(out, work, float(frames.rate), params, audio))
             with writers[0] as writer:
                 previous: tuple[np.ndarray, np.ndarray] | None = None  # (input, result) of the last frame
