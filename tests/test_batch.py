@@ -130,6 +130,18 @@ def test_a_failing_job_is_reported_and_the_others_finish(photos, tmp_path, cli):
     assert "broken.png" not in json.loads((tmp_path / "out" / MANIFEST).read_text())["jobs"]
 
 
+def test_a_folder_named_relative_to_the_working_folder(photos, tmp_path, cli):
+    """``dreamstyle batch in -o out`` from the folder that holds ``in``: the photos are found where they are."""
+    folder, _ = photos
+    (tmp_path / "in").mkdir()
+    for name in ("photo0.png", "photo1.png"):
+        (tmp_path / "in" / name).write_bytes((folder / name).read_bytes())
+    proc = cli.run("batch", "in", "-o", "out", "--mode", "apply", "--model", "great_wave", "--size", "32",
+                   "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["photo0.png", "photo1.png"]
+
+
 def test_cancel_stops_cleanly_and_a_rerun_finishes(photos, tmp_path):
     folder, _ = photos
     token = dreamstyle.CancelToken()
@@ -231,6 +243,22 @@ def test_an_unreachable_ray_address_is_one_line(photos, tmp_path, cli):
     proc = cli.run("batch", folder, "-o", tmp_path / "out", "--ray", "127.0.0.1:9", timeout=60)
     line = cli.one_line_error(proc)
     assert "cannot reach the Ray cluster at '127.0.0.1:9'" in line and "ray start --head" in line
+
+
+def test_an_address_that_answers_but_not_as_ray_is_one_line(photos, tmp_path, cli):
+    """A web server on the port (a wrong port given): refused at once, not after Ray's minutes of retries."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        proc = cli.run("batch", photos[0], "-o", tmp_path / "out", "--ray", address, timeout=60)
+    finally:
+        server.shutdown()
+    line = cli.one_line_error(proc)
+    assert f"'{address}' answers, but not as a Ray cluster" in line and not list(tmp_path.glob("out/*.png"))
 
 
 def test_without_ray_the_error_says_how_to_install_it(photos, tmp_path, monkeypatch):

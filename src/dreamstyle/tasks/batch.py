@@ -95,7 +95,7 @@ def _rows(inputs: Path) -> Iterator[tuple[str, dict[str, Any], Path]]:
         if not photos:
             raise UserError(f"folder '{inputs}' has no photos; give a folder of images, or a .csv or .json list")
         for photo in photos:
-            yield f"'{photo.name}'", {"photo": str(photo)}, inputs
+            yield f"'{photo.name}'", {"photo": str(photo.relative_to(inputs))}, inputs  # relative to the base
         return
     suffix = inputs.suffix.lower()
     if suffix not in (".csv", ".json"):

@@ -242,12 +242,34 @@ def check_reachable(address: str) -> None:
     if not host or not port.isdigit():
         host, port = text, "10001" if address.startswith("ray://") else "6379"
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS) as conn:
+            speaks_grpc = _answers_http2(conn)
     except (OSError, ValueError) as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
         raise UserError(f"cannot reach the Ray cluster at '{address}' ({reason}); start one with "
                         "`ray start --head`, or check the address") from None
+    if not speaks_grpc:  # a web server or a database on that port: Ray would wait on it for minutes
+        raise UserError(f"'{address}' answers, but not as a Ray cluster; give the address `ray start --head` "
+                        "printed (its GCS port, 6379 by default)")
+
+
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def _answers_http2(conn: socket.socket) -> bool:
+    """Whether the server on ``conn`` speaks HTTP/2, as Ray's gRPC services do: sent the client's preface, an
+    HTTP/2 server answers with a SETTINGS frame (frame type 4, the fourth byte of its 9-byte header)."""
+    try:
+        conn.sendall(_HTTP2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            more = conn.recv(9 - len(header))
+            if not more:
+                return False
+            header += more
+    except OSError:
+        return False
+    return header[3] == 4
 
 
 def drain(channel: Any, deliver: Callable[[str, Any], None]) -> None:
