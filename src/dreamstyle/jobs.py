@@ -35,6 +35,7 @@ from .events import CancelToken, Done, Event, Interrupted, Preview, Step
 
 FAST_MODES = ("apply",)  # a trained network: the fast lane
 FINISHED = ("done", "failed", "cancelled")
+UNEXPECTED = "the job stopped on an unexpected error in dreamstyle; the server's log has the details"
 
 
 class QueueFull(UserError):
@@ -204,6 +205,16 @@ class JobQueue:
             job.cancel.cancel()
             self._touch(job)
 
+    def remove(self, job: Job) -> bool:
+        """Forget a finished job and delete its files; False (and nothing done) while it is queued or running."""
+        with self.changed:
+            if job.state not in FINISHED or self.running["slow"] is job or self.running["fast"] is job:
+                return False
+            self.jobs.pop(job.id, None)
+            self._touch(job)
+        shutil.rmtree(job.folder, ignore_errors=True)
+        return True
+
     def _touch(self, job: Job) -> None:
         """Call with the lock held."""
         job.version += 1
@@ -229,8 +240,9 @@ class JobQueue:
                 self._touch(job)
             try:
                 self._run(job)
-            except BaseException as exc:  # noqa: BLE001 - the lane must outlive anything a job raises
-                self._finish(job, "failed", f"the job failed: {type(exc).__name__}")
+            except BaseException:  # noqa: BLE001 - the lane must outlive anything a job raises
+                traceback.print_exc()
+                self._finish(job, "failed", UNEXPECTED)
             finally:
                 with self.changed:
                     self.running[lane] = None
@@ -247,10 +259,9 @@ class JobQueue:
             state = "cancelled"
         except Exception as exc:  # noqa: BLE001 - a failed job must not take the server down
             state, error = "failed", message_for(exc)
-            if error is None:  # a bug: its traceback goes to the server's log
+            if error is None:  # a bug: its traceback goes to the server's log, plain words to the page
                 traceback.print_exc()
-                first = (str(exc).splitlines() or [""])[0][:200]
-                error = f"the job failed: {type(exc).__name__}" + (f": {first}" if first else "")
+                error = UNEXPECTED
         self._finish(job, state, error)
 
     def _finish(self, job: Job, state: str, error: str | None) -> None:
