@@ -552,6 +552,6 @@ def test_dream_and_explore_send_previews_while_they_run():
                 lambda cb: api.explore(tap="blocks.3", channels=[1, 2], size=32, iterations=4, progress=False,
                                        on_event=cb, preview_every=2)):
         previews: list = []
-        run(lambda e: previews.append(e.image) if isinstance(e, Preview) else None)
+        run(lambda e, seen=previews: seen.append(e.image) if isinstance(e, Preview) else None)
         assert len(previews) >= 2, previews
         assert np.asarray(previews[0]).std() > 1  # a picture, not a blank

@@ -223,9 +223,10 @@ def add_job_outputs(app: FastAPI, studio: Studio) -> None:
 def add_live(app: FastAPI, studio: Studio) -> None:
     """Live frames: one image in, the styled image out at once."""
     @app.post("/api/live")
-    async def live(request: Request, model: str = "starry_night", size: int = 320) -> Response:
+    async def live(request: Request, model: str = "starry_night", size: int = 320, snapshot: bool = False) -> Response:
         """One frame (the body, an image) styled at once. Frames of every page wait in one line: the
-        ``X-Live-Waited`` header says how many seconds this one waited for others."""
+        ``X-Live-Waited`` header says how many seconds this one waited for others. ``snapshot``: a PNG to keep,
+        with the settings embedded."""
         import anyio
 
         data = bytearray()
@@ -233,5 +234,7 @@ def add_live(app: FastAPI, studio: Studio) -> None:
             data += chunk
             if len(data) > studio.max_upload_bytes:
                 raise HTTPException(413, "the frame is too large")
-        out, waited = await anyio.to_thread.run_sync(studio.live, bytes(data), model, max(32, min(size, 1024)))
-        return Response(out, media_type="image/jpeg", headers={"X-Live-Waited": f"{waited:.3f}"})
+        out, waited = await anyio.to_thread.run_sync(studio.live, bytes(data), model, max(32, min(size, 1024)),
+                                                     snapshot)
+        return Response(out, media_type="image/png" if snapshot else "image/jpeg",
+                        headers={"X-Live-Waited": f"{waited:.3f}"})

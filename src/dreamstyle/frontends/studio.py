@@ -342,9 +342,10 @@ class Studio:
 
     # --- live frames -----------------------------------------------------------------------------
 
-    def live(self, frame: bytes, model: str, size: int) -> tuple[bytes, float]:
-        """One webcam frame through a trained network, at once (not queued); returns the JPEG and how long
-        the frame waited for the frames of other pages (one line for all)."""
+    def live(self, frame: bytes, model: str, size: int, snapshot: bool = False) -> tuple[bytes, float]:
+        """One webcam frame through a trained network, at once (not queued); returns the JPEG (``snapshot``: a
+        PNG with the settings embedded, as apply writes them) and how long the frame waited for the frames of
+        other pages (one line for all)."""
         from .. import api
         from ..images import array_from_image, image_from_array
 
@@ -366,7 +367,15 @@ class Studio:
             self.stylers.move_to_end(ref)
             out = styler(array_from_image(image))
         buf = io.BytesIO()
-        image_from_array(out).save(buf, format="JPEG", quality=85)
+        if snapshot:
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_text("dreamstyle", json.dumps({"command": "apply", "content": "camera.png", "model": model.lower(),
+                                                    "size": size}, sort_keys=True))
+            image_from_array(out).save(buf, format="PNG", pnginfo=info)
+        else:
+            image_from_array(out).save(buf, format="JPEG", quality=85)
         return buf.getvalue(), waited
 
     def close(self, timeout: float = 60.0) -> None:
