@@ -348,3 +348,270 @@ def test_a_painting_in_fast_apply_becomes_a_style_for_apply_and_live(server, bro
     page.get_by_role("tab", name="Live").click()
     expect(page.locator("#set-model option", has_text="great_wave.jpg (your painting's fast style)")).to_have_count(1)
     assert not page.errors, page.errors
+
+
+# --- the workbench (issue 22) ----------------------------------------------------------------------------
+
+def job_view(server, job_id: str) -> dict:
+    with urllib.request.urlopen(f"{server}/api/jobs/{job_id}", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def start_new_job(page, server) -> dict:
+    """Press Start and return the one new job (the server's view of it)."""
+    before = {j["id"] for j in jobs(server)}
+    page.click("#start")
+    deadline = time.monotonic() + 30
+    while True:
+        new = [j for j in jobs(server) if j["id"] not in before]
+        if new:
+            assert len(new) == 1, new
+            return new[0]
+        assert time.monotonic() < deadline, "no job was made"
+        page.wait_for_timeout(100)
+
+
+def wait_state(server, job_id: str, states=("done", "cancelled", "failed"), timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while (job := job_view(server, job_id))["state"] not in states:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    return job
+
+
+def test_a_job_survives_a_reload_and_is_cancelled_from_the_panel(server, browser):
+    page = ready(browser, server)
+    tiny_stylize(page)
+    page.fill("#set-iterations", "100000")  # runs until it is cancelled
+    job = start_new_job(page, server)
+    expect(page.locator("#status")).to_contain_text(re.compile(r"step [1-9]"), timeout=60_000)
+    page.reload()
+    expect(page.locator("body[data-ready='1']")).to_have_count(1)
+    card = page.locator(f"#jobs li[data-id='{job['id']}']")
+    expect(card).to_have_attribute("data-state", "running")
+    expect(page.locator("#status")).to_contain_text(re.compile(r"step [1-9]"))  # the stage follows it again
+    expect(page.locator("#content-thumb")).to_have_attribute("src", "/api/examples/chelsea")  # the draft came back
+    expect(page.locator("#set-iterations")).to_have_value("100000")
+    # A new tab (no draft of its own) takes the running job's photo, painting and settings.
+    other = ready(browser, server)
+    expect(other.locator("#content-thumb")).to_have_attribute("src", "/api/examples/chelsea")
+    expect(other.locator("#style-thumbs img")).to_have_count(1)
+    expect(other.locator("#set-size")).to_have_value("64")
+    other.close()
+    card.get_by_role("button", name=re.compile("^Cancel")).click()
+    assert wait_state(server, job["id"])["state"] == "cancelled"
+    expect(card).to_have_attribute("data-state", "cancelled")
+    expect(page.locator("#status")).to_contain_text("cancelled")
+    card.get_by_role("button", name=re.compile("^Remove")).click()  # and a finished job can be removed
+    expect(card).to_have_count(0)
+    assert job["id"] not in {j["id"] for j in jobs(server)}
+    assert not page.errors, page.errors
+
+
+def test_while_a_job_runs_start_queues_the_next_and_the_panel_shows_its_place(server, browser):
+    page = ready(browser, server)
+    tiny_stylize(page)
+    page.fill("#set-iterations", "100000")
+    first = start_new_job(page, server)
+    expect(page.locator("#start")).to_have_text("Queue another")
+    page.fill("#set-iterations", "3")
+    second = start_new_job(page, server)
+    waiting = page.locator(f"#jobs li[data-id='{second['id']}'] .state")
+    expect(waiting).to_contain_text("number 1 in line")
+    page.locator(f"#jobs li[data-id='{first['id']}']").get_by_role("button", name=re.compile("^Cancel")).click()
+    assert wait_state(server, second["id"])["state"] == "done"  # the next in line ran
+    expect(page.locator(f"#jobs li[data-id='{second['id']}']")).to_have_attribute("data-state", "done")
+    assert not page.errors, page.errors
+
+
+def tiny_job_with_an_upload(page, server, image_files, name: str) -> dict:
+    """A finished 2-step stylize of an uploaded photo (called ``name``) and the great_wave example."""
+    renamed = image_files.content.parent / name
+    renamed.write_bytes(image_files.content.read_bytes())
+    page.set_input_files("#content-file", str(renamed))
+    expect(page.locator("#content-thumb")).to_have_attribute("src", re.compile("/api/uploads/"))
+    page.get_by_role("button", name="example great_wave").last.click()
+    page.fill("#set-size", "64")
+    page.fill("#set-iterations", "2")
+    job = start_new_job(page, server)
+    expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    return job
+
+
+def run_again_with_the_same_images(page, server, job: dict) -> None:
+    expect(page.locator("#content-thumb")).to_have_attribute("src", f"/api/uploads/{job['params']['content']}")
+    expect(page.locator("#style-thumbs img")).to_have_attribute("src", "/api/examples/great_wave")
+    again = start_new_job(page, server)
+    assert wait_state(server, again["id"])["state"] == "done"
+    assert again["params"]["content"] == job["params"]["content"]
+    assert again["params"]["styles"] == ["example:great_wave"]
+    assert again["params"]["settings"]["iterations"] == 2
+
+
+def test_restore_from_the_panel_brings_back_the_images_and_the_next_job_runs(server, browser, image_files):
+    page = ready(browser, server)
+    job = tiny_job_with_an_upload(page, server, image_files, "from-the-panel.png")
+    fresh = ready(browser, server)  # a new tab: nothing chosen
+    expect(fresh.locator("#content-thumb")).to_be_hidden()
+    fresh.locator(f"#jobs li[data-id='{job['id']}'] .thumb").click()
+    expect(fresh.locator("#message")).to_contain_text("Settings restored (stylize)")
+    run_again_with_the_same_images(fresh, server, job)
+    assert not fresh.errors and not page.errors, fresh.errors + page.errors
+
+
+def test_a_dropped_result_brings_back_its_photo_and_painting_and_the_next_job_runs(server, browser, image_files,
+                                                                                  tmp_path):
+    page = ready(browser, server)
+    job = tiny_job_with_an_upload(page, server, image_files, "dropped-photo.png")
+    result = tmp_path / "result.png"
+    with urllib.request.urlopen(f"{server}/api/jobs/{job['id']}/result", timeout=30) as r:
+        result.write_bytes(r.read())
+    fresh = ready(browser, server)
+    fresh.get_by_role("tab", name="Dream").click()
+    drop_png(fresh, result)
+    expect(fresh.locator("#message")).to_contain_text("Settings restored (stylize)")
+    run_again_with_the_same_images(fresh, server, job)
+    assert not fresh.errors and not page.errors, fresh.errors + page.errors
+
+
+def test_use_as_photo_makes_the_result_the_next_photo(server, browser):
+    page = ready(browser, server)
+    tiny_stylize(page)
+    job = start_new_job(page, server)
+    expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    page.click("#use-photo")
+    expect(page.locator("#content-thumb")).to_have_attribute("src", re.compile("/api/uploads/"))
+    page.get_by_role("tab", name="Dream").click()
+    page.fill("#set-size", "64")
+    page.fill("#set-octaves", "1")
+    dream = start_new_job(page, server)
+    assert dream["params"]["names"]["content"] == f"stylize-{job['id']}.png"
+    assert wait_state(server, dream["id"])["state"] == "done"
+    assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("mode", ["dream", "explore"])
+def test_dream_and_explore_show_previews_before_the_end(server, browser, mode):
+    page = ready(browser, server)
+    page.get_by_role("tab", name=mode.title()).click()
+    if mode == "dream":
+        page.get_by_role("button", name="example chelsea").first.click()
+        page.fill("#set-size", "96")
+        page.fill("#set-octaves", "2")
+    else:
+        page.fill("#set-count", "4")
+    if not page.locator("#set-iterations").is_visible():
+        page.click("#settings summary")
+    page.fill("#set-iterations", "8")
+    shown: list[str] = []
+    page.on("request", lambda r: shown.append(r.url) if "/preview?s=" in r.url else None)
+    job = start_new_job(page, server)
+    expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    total = job_view(server, job["id"])["total"]
+    steps = [int(m.group(1)) for u in shown if (m := re.search(r"s=(\d+)-running", u))]
+    assert [s for s in steps if 0 < s < total], (shown, total)  # a picture while it ran, before its last step
+    assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize("size", [(1366, 900), (390, 844)])
+def test_the_stage_is_in_view_after_start(server, browser, size):
+    page = ready(browser, server)
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    tiny_stylize(page)
+    page.fill("#set-iterations", "100000")
+    page.locator("#settings summary").scroll_into_view_if_needed()  # the user is deep in the form
+    job = start_new_job(page, server)
+    expect(page.locator("#preview")).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(300)
+    for sel in ("#stage", "#cancel", "#status"):
+        box = page.locator(sel).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= size[1], (sel, box)
+    page.click("#cancel")
+    assert wait_state(server, job["id"])["state"] == "cancelled"
+    assert not page.errors, page.errors
+
+
+SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+def test_no_sideways_scroll_at_phone_width_in_any_mode(server, browser, image_files):
+    page = ready(browser, server)
+    page.set_viewport_size({"width": 390, "height": 844})
+    long = image_files.content.parent / ("a_very_long_photo_name_without_any_spaces_" * 3 + ".png")
+    long.write_bytes(image_files.content.read_bytes())
+    page.set_input_files("#content-file", str(long))
+    page.get_by_role("button", name="example great_wave").last.click()
+    page.fill("#set-size", "64")
+    page.fill("#set-iterations", "2")
+    start_new_job(page, server)
+    expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    for tab in ("Stylize", "Fast apply", "Dream", "Explore", "Live"):
+        page.get_by_role("tab", name=tab).click()
+        if page.locator("#settings summary").count():
+            page.locator("#settings summary").click()  # the advanced options open too
+        assert page.evaluate(SIDEWAYS) <= 0, tab
+    assert not page.errors, page.errors
+
+
+def test_the_tabs_take_arrow_keys_and_every_tab_stop_is_visible(server, browser):
+    page = ready(browser, server)
+    page.get_by_role("tab", name="Stylize").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Fast apply")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Fast apply")).to_be_focused()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    expect(page.get_by_role("tab", name="Live")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("Home")
+    expect(page.get_by_role("tab", name="Stylize")).to_have_attribute("aria-selected", "true")
+    page = ready(browser, server)  # a fresh page: Tab starts at the top
+    seen = []
+    for _ in range(60):  # Tab through the page: every stop is something one can see
+        page.keyboard.press("Tab")
+        stop = page.evaluate("""() => { const e = document.activeElement, r = e.getBoundingClientRect();
+          const name = e.getAttribute('aria-label') || e.textContent.trim().slice(0, 20);
+          return [e.id || e.tagName + ':' + name, r.width, r.height, getComputedStyle(e).opacity]; }""")
+        seen.append(stop[0])
+        assert stop[1] > 4 and stop[2] > 4 and stop[3] != "0", stop
+    tabs = {s for s in seen if s in {"BUTTON:Stylize", "BUTTON:Fast apply", "BUTTON:Dream", "BUTTON:Explore"}}
+    assert tabs == {"BUTTON:Stylize"}, seen  # the tabs are one stop (the chosen one), not five
+    assert not page.errors, page.errors
+
+
+def test_labels_are_human_with_the_flag_as_tooltip_and_examples_are_split(server, browser):
+    page = ready(browser, server)
+    label = page.locator("label[for='set-tv_weight']")
+    expect(label).to_contain_text("Smoothing")
+    expect(label).to_have_attribute("title", "command line: --tv-weight")
+    expect(page.locator("#content-examples").get_by_role("button", name="example chelsea")).to_have_count(1)
+    expect(page.locator("#content-examples").get_by_role("button", name="example great_wave")).to_have_count(0)
+    expect(page.locator("#style-examples").get_by_role("button", name="example chelsea")).to_have_count(0)
+    with urllib.request.urlopen(f"{server}/api/info", timeout=30) as r:
+        needs = json.loads(r.read())["network_needs"]
+    for name, need in needs.items():  # a network whose weights are not here can't be picked
+        expect(page.locator(f"#set-model option[value='{name}']")).to_have_js_property("disabled", need is not None)
+    page.get_by_role("tab", name="Explore").click()
+    groups = page.eval_on_selector_all("#set-tap optgroup", "gs => gs.map((g) => g.label)")
+    assert groups[:3] == ["stem", "blocks 0", "blocks 1"] and len(groups) < 25, groups  # by stage, in order
+    assert not page.errors, page.errors
+
+
+def test_compare_slider_and_lightbox(server, browser):
+    page = ready(browser, server)
+    tiny_stylize(page)
+    start_new_job(page, server)
+    expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    expect(page.locator("#before")).to_have_attribute("src", "/api/examples/chelsea")  # the photo under the result
+    page.fill("#compare", "40")
+    assert page.evaluate("getComputedStyle(document.querySelector('#before')).clipPath") == "inset(0px 60% 0px 0px)"
+    stage = page.locator("#preview").bounding_box()
+    assert stage["width"] > 300  # a 64 px result is shown large, not at its pixel size
+    page.click("#preview", position={"x": stage["width"] * 0.8, "y": stage["height"] / 2})
+    expect(page.locator("#lightbox")).to_be_visible()
+    big = page.locator("#lightbox-img").bounding_box()
+    assert big["height"] > stage["height"]
+    page.click("#zoom-2")
+    assert page.locator("#lightbox-img").bounding_box()["width"] == 128  # 200% of 64 px
+    page.keyboard.press("Escape")
+    expect(page.locator("#lightbox")).to_be_hidden()
+    assert not page.errors, page.errors

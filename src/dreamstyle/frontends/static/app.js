@@ -69,22 +69,31 @@ function fillChoices(input, f, styleModel, tap) {
   for (const c of f.choices) input.append(option(c, c));
 }
 
-// Explore's taps, grouped by the network's stage (its first two name parts), in the network's order.
+// Explore's taps, grouped by the network's stages in the network's order: a tap with parts under it
+// (stem.0 is in stem, fire2.squeeze in fire2), the first two parts of a deeper name (blocks.3.dw is in
+// blocks 3), else the number in the name (conv3_1 is in stage 3).
+function stageOf(t, all) {
+  const parts = t.split(".");
+  const hasParts = (name) => [...all].some((x) => x.startsWith(name + "."));
+  if (parts.length > 2 || (parts.length === 2 && hasParts(t))) return parts.slice(0, 2).join(" ");
+  if (parts.length === 2) return parts[0];
+  if (hasParts(t)) return t;
+  const m = /^[A-Za-z]+(\d+)/.exec(t);
+  return m ? `stage ${m[1]}` : t;
+}
+
 function fillTaps(select, network) {
-  const keep = select.value;
+  const keep = select.value, taps = state.info.taps[network] || [], all = new Set(taps);
   const groups = new Map();
-  for (const t of state.info.taps[network] || []) {
-    const parts = t.split(".");
-    const stage = /^\d+$/.test(parts[1] || "") ? `${parts[0]} ${parts[1]}` : parts[0];
+  for (const t of taps) {
+    const stage = stageOf(t, all);
     if (!groups.has(stage)) groups.set(stage, []);
     groups.get(stage).push(t);
   }
-  select.replaceChildren(...[...groups].map(([stage, taps]) => {
-    const g = el("optgroup", { label: `stage: ${stage}` });
-    for (const t of taps) g.append(option(t, t.split(".").length <= 2 ? `${t} (whole stage)` : `${t}`));
-    return g;
-  }));
-  if ((state.info.taps[network] || []).includes(keep)) select.value = keep;
+  const whole = (t, stage) => stage === t || stage === t.replace(".", " ");  // the stage's own tap
+  select.replaceChildren(...[...groups].map(([stage, members]) => el("optgroup", { label: stage },
+    ...members.map((t) => option(t, whole(t, stage) ? `${t} (whole stage)` : t)))));
+  if (all.has(keep)) select.value = keep;
 }
 
 function inputFor(f) {
@@ -420,8 +429,8 @@ function show(job) {
   $("#status").textContent = statusText(job);
   if (job.error) say(job.error);
   const url = pictureUrl(job);
-  if (url && $("#preview").getAttribute("src") !== url) $("#preview").src = url;
-  $("#view").hidden = !url; $("#placeholder").hidden = !!url;
+  if (url) picture(url);
+  else { $("#view").hidden = true; $("#placeholder").hidden = false; }
   const finished = FINISHED.includes(job.state);
   $("#cancel").disabled = finished;
   updateStart();
@@ -429,6 +438,28 @@ function show(job) {
   if (finished && job.has_result) $("#download").href = `/api/jobs/${job.id}/result`;
   else { $("#download").removeAttribute("href"); $("#cli").hidden = true; }
   for (const li of $("#jobs").children) li.classList.toggle("shown", li.dataset.id === job.id);
+}
+
+// The stage's picture: fetched whole, then swapped in at once, one fetch at a time (the latest one
+// wanted next), so fast previews never leave the stage blank while an image loads.
+async function picture(url) {
+  if (url === state.pictureUrl || url === state.pictureWanted) return;
+  state.pictureWanted = url;
+  if (state.pictureLoading) return;
+  state.pictureLoading = true;
+  try {
+    while (state.pictureWanted && state.pictureWanted !== state.pictureUrl) {
+      const want = state.pictureWanted;
+      const res = await fetch(want);
+      if (res.ok && state.pictureWanted === want) {
+        const img = $("#preview"), old = img.src;
+        img.src = URL.createObjectURL(await res.blob());
+        if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+        state.pictureUrl = want;
+        $("#view").hidden = false; $("#placeholder").hidden = true;
+      } else if (!res.ok) break;
+    }
+  } catch { /* the next update tries again */ } finally { state.pictureLoading = false; }
 }
 
 // The photo under the result, for the before/after slider, and the photo and paintings beside it.
@@ -454,8 +485,8 @@ function compare() {
 }
 
 // --- jobs --------------------------------------------------------------------------------------------
-async function start() {
-  if ($("#start").disabled) return;
+async function start(event) {
+  if ($("#start").disabled || (event && event.detail > 1)) return;  // the second click of a double click: no second job
   say("");
   if (state.mode === "live") return startLive();
   if (state.mode === "apply" && state.styles.length > 1) return say("Fast apply takes one painting: remove the others, or use Stylize to blend them.");
@@ -473,7 +504,9 @@ async function start() {
 
 // On a phone the stage is below the form: bring it into view (on a desktop it stays in view, sticky).
 function stageInView() {
-  if (getComputedStyle($("#output")).position !== "sticky") $("#output").scrollIntoView({ block: "start" });
+  const output = $("#output");
+  if (getComputedStyle(output).position !== "sticky") output.scrollIntoView({ block: "start" });
+  else output.scrollTop = 0;
 }
 
 function follow(job) {
@@ -519,7 +552,7 @@ async function removeJob(id) {
 }
 
 function clearStage() {
-  state.job = null; state.shown = null;
+  state.job = null; state.shown = null; state.pictureWanted = state.pictureUrl = null;
   $("#view").hidden = true; $("#placeholder").hidden = false; $("#progress").hidden = true;
   $("#status").textContent = ""; $("#result-actions").hidden = true; $("#compare-bar").hidden = true;
   $("#used").replaceChildren(); $("#cancel").disabled = true; updateStart();
