@@ -19,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -105,6 +106,7 @@ def test_a_bad_upload_shows_a_readable_message(server, browser, tmp_path):
     bad.write_text("not an image")
     page.set_input_files("#content-file", str(bad))
     expect(page.locator("#message")).to_contain_text("is not an image")
+    assert "Error" not in page.inner_text("#message")  # plain words, no Python exception name
 
 
 def test_live_mode_stylizes_the_fake_camera(server, browser):
@@ -614,4 +616,87 @@ def test_compare_slider_and_lightbox(server, browser):
     assert page.locator("#lightbox-img").bounding_box()["width"] == 128  # 200% of 64 px
     page.keyboard.press("Escape")
     expect(page.locator("#lightbox")).to_be_hidden()
+    assert not page.errors, page.errors
+
+
+# The mean colour of an <img> (R, G, B, 0-255) at its natural size.
+MEAN_RGB = """(sel) => {
+  const img = document.querySelector(sel), c = document.createElement("canvas");
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext("2d"); g.drawImage(img, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data, m = [0, 0, 0];
+  for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) m[k] += d[i + k];
+  return m.map((v) => v / (d.length / 4));
+}"""
+
+
+def test_live_switches_style_while_running_and_saves_a_snapshot_with_its_settings(server, browser, tmp_path):
+    from dreamstyle.fastnet import bundled_styles
+
+    styles = sorted(bundled_styles())
+    if len(styles) < 2 or "starry_night" not in styles or "the_scream" not in styles:
+        pytest.skip("needs the bundled starry_night and the_scream")
+    page = ready(browser, server)
+    page.get_by_role("tab", name="Live").click()
+    page.select_option("#set-model", "starry_night")
+    page.click("#start")
+    page.wait_for_function("Number(document.body.dataset.liveFrames || 0) >= 3", timeout=60_000)
+    assert page.evaluate(PIXEL_STD, "#live-out") > 20  # not flat
+    before = page.evaluate(MEAN_RGB, "#live-out")
+    page.select_option("#set-model", "the_scream")  # while it runs
+    page.wait_for_function("document.body.dataset.liveModel === 'the_scream'", timeout=30_000)
+    frames = int(page.evaluate("document.body.dataset.liveFrames"))
+    page.wait_for_function(f"Number(document.body.dataset.liveFrames) >= {frames + 2}", timeout=30_000)
+    after = page.evaluate(MEAN_RGB, "#live-out")
+    assert page.evaluate(PIXEL_STD, "#live-out") > 20
+    assert sum(abs(a - b) for a, b in zip(before, after)) > 15, (before, after)  # another style, other colours
+    expect(page.locator("#status")).to_contain_text(re.compile(r"frames/s \(last 3 s\) · the scream"))
+    with page.expect_download() as info:
+        page.click("#snapshot")
+    saved = tmp_path / "snapshot.png"
+    info.value.save_as(saved)
+    params = json.loads(Image.open(saved).info["dreamstyle"])
+    assert params["command"] == "apply" and params["model"] == "the_scream"
+    page.click("#cancel")
+    expect(page.locator("#camera")).to_be_hidden()
+    assert not page.errors, page.errors
+
+
+def test_seed_new_and_reuse_and_saved_settings(server, browser):
+    page = ready(browser, server)
+    tiny_stylize(page)
+    page.fill("#set-seed", "1234")
+    job = start_new_job(page, server)
+    assert job["params"]["settings"]["seed"] == 1234
+    expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    page.get_by_role("button", name="New", exact=True).click()
+    assert page.input_value("#set-seed") != "1234"
+    page.click("#seed-reuse")  # the seed of the picture shown
+    expect(page.locator("#set-seed")).to_have_value("1234")
+    page.fill("#set-size", "80")
+    page.once("dialog", lambda d: d.accept("tiny test"))
+    page.click("#preset-save")
+    page.fill("#set-size", "200")
+    page.select_option("#preset-pick", "tiny test")
+    expect(page.locator("#set-size")).to_have_value("80")
+    expect(page.locator("#set-seed")).to_have_value("1234")
+    page.click("#preset-delete")
+    expect(page.locator("#preset-pick option", has_text="tiny test")).to_have_count(0)
+    assert not page.errors, page.errors
+
+
+def test_a_slow_upload_shows_its_progress(server, browser, tmp_path):
+    page = ready(browser, server)
+    noisy = tmp_path / "big.png"  # random pixels: a PNG that does not compress (about 1.9 MB)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (800, 800, 3), dtype=np.uint8)).save(noisy)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": 400_000})  # bytes/s: about 5 s
+    page.set_input_files("#content-file", str(noisy))
+    expect(page.locator("#upload-progress")).to_be_visible(timeout=10_000)
+    expect(page.locator("#content-thumb")).to_be_visible(timeout=60_000)
+    expect(page.locator("#upload-progress")).to_be_hidden()
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                  "uploadThroughput": -1})
     assert not page.errors, page.errors
