@@ -248,7 +248,9 @@ function setMode(mode) {
   $("#live-note").textContent = state.info.live ? `Note: ${state.info.live}.` : "";
   $("#placeholder").textContent = PLACEHOLDERS[mode];
   $("#presets").hidden = mode === "live";
+  document.body.classList.toggle("live-mode", mode === "live");  // the last job's picture and buttons step aside
   if (mode !== "live") stopLive();
+  $("#placeholder").hidden = mode === "live" ? !!state.live : !!state.pictureUrl;
   buildForm();
   fillPresets();
   updateStart();
@@ -471,11 +473,13 @@ function stageInputs(job) {
   before.hidden = !photo;
   $("#compare-bar").hidden = !photo;
   $("#compare").value = "0"; compare();
-  const used = [];
-  if (typeof p.content === "string") used.push([p.content, `photo: ${names.content || ""}`]);
-  (p.styles || []).forEach((ref, i) => used.push([ref, `painting: ${(names.styles || [])[i] || ""}`]));
-  $("#used").replaceChildren(...used.map(([ref, text]) =>
-    el("figure", {}, el("img", { src: refUrl(ref), alt: text }), el("figcaption", { textContent: text }))));
+  const used = [], files = names.files || {};
+  if (typeof p.content === "string") used.push([p.content, "photo", names.content || ""]);
+  (p.styles || []).forEach((ref, i) => used.push([ref, "painting", (names.styles || [])[i] || ""]));
+  const own = job.mode === "apply" && (p.settings || {}).style_image;  // Fast apply's painting
+  if (typeof own === "string") used.push([own, "painting", files[own] || ""]);
+  $("#used").replaceChildren(...used.map(([ref, what, name]) => el("figure", { title: `${what}: ${name}` },
+    el("img", { src: refUrl(ref), alt: `${what}: ${name}` }), el("figcaption", { textContent: name || what }))));
 }
 
 function compare() {
@@ -683,7 +687,7 @@ async function startLive() {
     await video.play();
     await cameraPicture(video);
     $("#stage").classList.add("live");
-    $("#placeholder").hidden = true; $("#view").hidden = true; video.hidden = false;
+    $("#placeholder").hidden = true; video.hidden = false;
     $("#cancel").disabled = false;
     liveLoop();
   } catch (e) {
@@ -765,7 +769,8 @@ function stopLive() {
   const video = $("#camera"); video.pause(); video.srcObject = null; video.hidden = true;
   $("#stage").classList.remove("live");
   $("#live-out").hidden = true;
-  if (state.job) show(state.job); else { $("#placeholder").hidden = false; $("#cancel").disabled = true; }
+  $("#placeholder").hidden = state.mode === "live" ? false : !!state.pictureUrl;
+  $("#cancel").disabled = !state.job || FINISHED.includes(state.job.state);
   updateStart();
 }
 
