@@ -399,6 +399,9 @@ def test_a_job_survives_a_reload_and_is_cancelled_from_the_panel(server, browser
     assert wait_state(server, job["id"])["state"] == "cancelled"
     expect(card).to_have_attribute("data-state", "cancelled")
     expect(page.locator("#status")).to_contain_text("cancelled")
+    page.reload()  # the finished job this tab showed is shown again
+    expect(page.locator("body[data-ready='1']")).to_have_count(1)
+    expect(page.locator("#status")).to_contain_text("cancelled")
     card.get_by_role("button", name=re.compile("^Remove")).click()  # and a finished job can be removed
     expect(card).to_have_count(0)
     assert job["id"] not in {j["id"] for j in jobs(server)}

@@ -385,7 +385,8 @@ function examples() {
 // --- what this tab had chosen, kept across a reload (sessionStorage) -------------------------------
 function saveDraft() {
   if (!state.info || state.restoring) return;
-  const draft = { mode: state.mode, content: state.content, styles: state.styles, settings: formValues() };
+  const draft = { mode: state.mode, content: state.content, styles: state.styles, settings: formValues(),
+    job: state.job ? state.job.id : null };
   delete draft.settings.style_image;
   try { sessionStorage.setItem("dreamstyle-draft", JSON.stringify(draft)); } catch { /* private mode: no draft */ }
 }
@@ -393,14 +394,14 @@ function saveDraft() {
 function restoreDraft() {
   let draft = null;
   try { draft = JSON.parse(sessionStorage.getItem("dreamstyle-draft") || "null"); } catch { draft = null; }
-  if (!draft || !MODE_NAMES[draft.mode]) return false;
+  if (!draft || !MODE_NAMES[draft.mode]) return null;
   state.restoring = true;
   try {
     restore(draft.mode, draft.settings, true);
     if (draft.content) setContent(draft.content.ref, draft.content.name);
     setStyles(draft.styles || []);
   } finally { state.restoring = false; }
-  return true;
+  return draft;
 }
 
 // --- the stage: the shown job's picture, its photo to compare, what it was made from ----------------
@@ -515,7 +516,9 @@ function stageInView() {
 
 function follow(job) {
   if (state.source) { state.source.close(); state.source = null; }
+  const other = !state.job || state.job.id !== job.id;
   state.job = job;
+  if (other) saveDraft();
   stageInputs(job);
   show(job);
   if (FINISHED.includes(job.state)) return;
@@ -856,13 +859,12 @@ async function main() {
   examples();
   wire();
   setMode("stylize");
-  const drafted = restoreDraft();
+  const draft = restoreDraft();
   const jobs = (await refreshJobs()) || [];
-  const running = jobs.filter((j) => !FINISHED.includes(j.state));
-  if (running.length) {
-    const j = running[0];  // newest first
-    if (drafted) follow(j); else restoreJob(j, true);
-  }
+  const running = jobs.find((j) => !FINISHED.includes(j.state));  // newest first
+  const shown = draft && jobs.find((j) => j.id === draft.job);  // the job this tab showed, if still there
+  if (draft && (shown || running)) follow(shown || running);
+  else if (running) restoreJob(running, true);
   document.body.dataset.ready = "1";
 }
 main().catch((e) => say(`The studio could not start: ${e.message}`));
