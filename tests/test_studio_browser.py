@@ -553,6 +553,11 @@ def test_no_sideways_scroll_at_phone_width_in_any_mode(server, browser, image_fi
     page.fill("#set-iterations", "2")
     start_new_job(page, server)
     expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+    bad = long.with_name("not_an_image_but_a_long_name_" * 3 + ".png")
+    bad.write_text("text")
+    page.set_input_files("#content-file", str(bad))  # its error message names it: one long word
+    expect(page.locator("#message")).to_contain_text("is not an image")
+    assert page.evaluate(SIDEWAYS) <= 0
     for tab in ("Stylize", "Fast apply", "Dream", "Explore", "Live"):
         page.get_by_role("tab", name=tab).click()
         if page.locator("#settings summary").count():
