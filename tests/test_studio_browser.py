@@ -333,7 +333,7 @@ def test_a_painting_in_fast_apply_becomes_a_style_for_apply_and_live(server, bro
     page.get_by_role("button", name="example the_scream").last.click()
     page.get_by_role("button", name="example great_wave").last.click()
     page.fill("#set-size", "64")
-    page.locator("summary").click()
+    page.locator("#settings summary").click()
     page.fill("#set-style_steps", "1")
     page.click("#start")  # two paintings: one fast style at a time
     expect(page.locator("#message")).to_contain_text("Fast apply takes one painting")
@@ -684,6 +684,9 @@ def test_seed_new_and_reuse_and_saved_settings(server, browser):
     assert page.input_value("#set-seed") != "1234"
     page.click("#seed-reuse")  # the seed of the picture shown
     expect(page.locator("#set-seed")).to_have_value("1234")
+    page.click("#params summary")  # the settings embedded in the result, to read
+    expect(page.locator("#params-list")).to_contain_text("seed1234")
+    expect(page.locator("#params-list")).to_contain_text("contentchelsea.jpg")
     page.fill("#set-size", "80")
     page.once("dialog", lambda d: d.accept("tiny test"))
     page.click("#preset-save")

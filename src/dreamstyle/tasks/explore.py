@@ -216,18 +216,15 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
     def cells_of(images: torch.Tensor) -> list[tuple[Image.Image, str]]:
         return [(to_image(img), f"{tap} ch {ch}") for img, ch in zip(images, labels)]
 
-    def preview() -> Image.Image:  # the cells so far, as one sheet (the studio shows it while they grow)
+    def preview() -> Image.Image:  # the cells so far, as one sheet (previews while they grow, and a cancel's)
         with torch.no_grad():
             return grid(cells_of(state["images"]()), columns=math.ceil(math.sqrt(len(labels))))
 
     state["preview"] = preview
 
     def keep() -> tuple[Image.Image | None, Path | None]:
-        if "images" not in state:
-            return None, None
-        with torch.no_grad():
-            sheet = grid(cells_of(state["images"]()), columns=math.ceil(math.sqrt(len(labels))))
-        return keep_image(events, sheet, out_path, params, channels=labels)
+        return (None, None) if "images" not in state else keep_image(events, preview(), out_path, params,
+                                                                       channels=labels)
 
     with guarded(events, keep):
         if photo is None:

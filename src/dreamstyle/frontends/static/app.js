@@ -441,6 +441,15 @@ function show(job) {
   if (finished && job.has_result) $("#download").href = `/api/jobs/${job.id}/result`;
   else { $("#download").removeAttribute("href"); $("#cli").hidden = true; }
   for (const li of $("#jobs").children) li.classList.toggle("shown", li.dataset.id === job.id);
+  showParams(finished ? job.result_params : null);
+}
+
+// The settings embedded in the result (what "Download" saves), as a list to read.
+function showParams(params) {
+  $("#params").hidden = !params;
+  const text = (v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : String(v));
+  $("#params-list").replaceChildren(...Object.entries(params || {}).filter(([, v]) => v !== null)
+    .flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: text(v) })]));
 }
 
 // The stage's picture: fetched whole, then swapped in at once, one fetch at a time (the latest one
@@ -562,7 +571,7 @@ function clearStage() {
   state.job = null; state.shown = null; state.pictureWanted = state.pictureUrl = null;
   $("#view").hidden = true; $("#placeholder").hidden = false; $("#progress").hidden = true;
   $("#status").textContent = ""; $("#result-actions").hidden = true; $("#compare-bar").hidden = true;
-  $("#used").replaceChildren(); $("#cancel").disabled = true; updateStart();
+  $("#used").replaceChildren(); $("#cancel").disabled = true; showParams(null); updateStart();
 }
 
 async function usePhoto(id) {
