@@ -555,3 +555,27 @@ def test_dream_and_explore_send_previews_while_they_run():
         run(lambda e, seen=previews: seen.append(e.image) if isinstance(e, Preview) else None)
         assert len(previews) >= 2, previews
         assert np.asarray(previews[0]).std() > 1  # a picture, not a blank
+
+
+def test_time_left_is_timed_from_the_first_step_not_the_set_up(tmp_path, monkeypatch):
+    """A cold start spends seconds before the first step; the estimate must not count them as steps' cost."""
+    from types import SimpleNamespace
+
+    from dreamstyle import jobs
+    from dreamstyle.events import Step
+
+    clock = [100.0]
+    fake = SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic)
+    monkeypatch.setattr(jobs, "time", fake)  # the jobs module's clock only
+    job = jobs.Job("x", "stylize", tmp_path, lambda job: None, state="running", started=100.0)
+    queue = jobs.JobQueue(tmp_path / "jobs")
+    try:
+        handle = queue.on_event(job)
+        clock[0] = 140.0  # 40 s of set-up
+        handle(Step("stylize", 1, 21, "", 1.0, {}))
+        assert job.eta is None  # one step tells no rate yet
+        clock[0] = 150.0
+        handle(Step("stylize", 11, 21, "", 1.0, {}))
+        assert job.eta == 10.0  # 10 steps in 10 s, 10 to go (counting the set-up would say 126 s)
+    finally:
+        queue.close()

@@ -577,17 +577,21 @@ def test_the_tabs_take_arrow_keys_and_every_tab_stop_is_visible(server, browser)
     expect(page.get_by_role("tab", name="Live")).to_have_attribute("aria-selected", "true")
     page.keyboard.press("Home")
     expect(page.get_by_role("tab", name="Stylize")).to_have_attribute("aria-selected", "true")
-    page = ready(browser, server)  # a fresh page: Tab starts at the top
-    seen = []
-    for _ in range(60):  # Tab through the page: every stop is something one can see
-        page.keyboard.press("Tab")
-        stop = page.evaluate("""() => { const e = document.activeElement, r = e.getBoundingClientRect();
-          const name = e.getAttribute('aria-label') || e.textContent.trim().slice(0, 20);
-          return [e.id || e.tagName + ':' + name, r.width, r.height, getComputedStyle(e).opacity]; }""")
-        seen.append(stop[0])
-        assert stop[1] > 4 and stop[2] > 4 and stop[3] != "0", stop
-    tabs = {s for s in seen if s in {"BUTTON:Stylize", "BUTTON:Fast apply", "BUTTON:Dream", "BUTTON:Explore"}}
-    assert tabs == {"BUTTON:Stylize"}, seen  # the tabs are one stop (the chosen one), not five
+    for mode in ("Stylize", "Fast apply"):
+        page = ready(browser, server)  # a fresh page
+        page.get_by_role("tab", name=mode).click()
+        seen = []
+        for _ in range(60):  # Tab through the page: every stop is something one can see
+            page.keyboard.press("Tab")
+            stop = page.evaluate("""() => { const e = document.activeElement, r = e.getBoundingClientRect();
+              const name = e.getAttribute('aria-label') || e.textContent.trim().slice(0, 20);
+              return [e.id || e.tagName + ':' + name, r.width, r.height, getComputedStyle(e).opacity]; }""")
+            seen.append(stop[0])
+            assert stop[1] > 4 and stop[2] > 4 and stop[3] != "0", (mode, stop)
+        tabs = {s for s in seen if s in {"BUTTON:Stylize", "BUTTON:Fast apply", "BUTTON:Dream", "BUTTON:Explore"}}
+        assert tabs <= {f"BUTTON:{mode}"}, seen  # the tabs are one stop (the chosen one), not five
+        if mode == "Fast apply":
+            assert "model-upload" in seen, seen  # the model's box is reached (Enter opens the file picker)
     assert not page.errors, page.errors
 
 

@@ -62,6 +62,7 @@ class Job:
     preview_step: int = 0
     created: float = field(default_factory=time.time)
     started: float | None = None
+    first_step: tuple[float, int] | None = None  # (when, step) of the first step event: the rate is timed from it
     finished: float | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
     version: int = 0  # bumped on every change; waiters compare
@@ -70,9 +71,14 @@ class Job:
 
     @property
     def eta(self) -> float | None:
-        if self.state != "running" or not self.started or not self.step or not self.total:
+        """Seconds left, from the rate of the steps since the first one: the set-up before it (loading the
+        network, a cold start's imports) is not a step's cost."""
+        if self.state != "running" or not self.first_step or not self.total:
             return None
-        return (time.time() - self.started) / self.step * max(0, self.total - self.step)
+        since, first = self.first_step
+        if self.step <= first:
+            return None
+        return (time.time() - since) / (self.step - first) * max(0, self.total - self.step)
 
     def view(self, position: int | None = None) -> dict[str, Any]:
         """What the page sees of the job."""
@@ -278,6 +284,8 @@ class JobQueue:
             preview = png_bytes(image) if image is not None else None
             with self.changed:
                 if isinstance(event, Step):
+                    if job.first_step is None:
+                        job.first_step = (time.time(), event.step)
                     job.step, job.total, job.label = event.step, event.total, event.label
                     job.loss, job.parts = event.loss, dict(event.parts)
                 elif isinstance(event, Preview):

@@ -834,6 +834,7 @@ function wire() {
   $("#modes").addEventListener("keydown", tabKeys);
   dropZone($("#content-drop"), "content");
   dropZone($("#style-drop"), "style");
+  dropZone($("#model-upload"), "model");
   $("#content-file").onchange = (e) => takeFiles(e.target.files, "content");
   $("#style-file").onchange = (e) => takeFiles(e.target.files, "style");
   $("#model-file").onchange = (e) => takeFiles(e.target.files, "model");
