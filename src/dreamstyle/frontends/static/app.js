@@ -617,24 +617,39 @@ function jobState(j) {
   return "failed" + (j.error ? `: ${j.error}` : "");
 }
 
+// A job's card is made once and then updated in place (its buttons stay the same elements while its
+// state keeps them, so a click is never lost to a refresh, and its thumbnail never goes blank).
 function card(j) {
-  const url = pictureUrl(j);
-  const thumb = el("button", { type: "button", className: "thumb", title: "Show it and restore its settings" },
-    url ? el("img", { src: url, alt: `${j.mode} result` }) : el("span", { textContent: j.state === "queued" ? "waiting" : "…" }));
-  thumb.setAttribute("aria-label", `Show ${jobTitle(j)} and restore its settings`);
-  thumb.onclick = () => restoreJob(j);
-  const buttons = el("span", { className: "buttons" });
-  const add = (text, fn, label) => { const b = el("button", { type: "button", textContent: text }); b.onclick = fn; b.setAttribute("aria-label", label); buttons.append(b); };
-  if (!FINISHED.includes(j.state)) add("Cancel", () => cancelJob(j.id), `Cancel ${jobTitle(j)}`);
-  else {
-    if (j.has_result) add("Use as photo", () => usePhoto(j.id), `Use the picture of ${jobTitle(j)} as the photo`);
-    add("Remove", () => removeJob(j.id), `Remove ${jobTitle(j)}`);
+  const c = { thumb: el("button", { type: "button", className: "thumb", title: "Show it and restore its settings" }),
+    what: el("span", { className: "what" }), state: el("span"), buttons: el("span", { className: "buttons" }) };
+  c.thumb.onclick = () => restoreJob(c.job);
+  c.li = el("li", {}, c.thumb, c.what, c.state, c.buttons);
+  c.li.dataset.id = j.id;
+  return c;
+}
+
+function updateCard(c, j) {
+  c.job = j;
+  const url = pictureUrl(j), title = jobTitle(j);
+  if (url !== c.url) {
+    c.url = url;
+    const img = c.thumb.querySelector("img");
+    if (url && img) img.src = url;
+    else c.thumb.replaceChildren(url ? el("img", { src: url, alt: `${j.mode} result` })
+      : el("span", { textContent: j.state === "queued" ? "waiting" : "…" }));
   }
-  const li = el("li", {}, thumb, el("span", { className: "what", textContent: jobTitle(j) }),
-    el("span", { className: `state ${j.state}`, textContent: jobState(j) }), buttons);
-  li.dataset.id = j.id; li.dataset.state = j.state;
-  li.classList.toggle("shown", !!state.job && state.job.id === j.id);
-  return li;
+  c.thumb.setAttribute("aria-label", `Show ${title} and restore its settings`);
+  c.what.textContent = title;
+  c.state.className = `state ${j.state}`; c.state.textContent = jobState(j);
+  c.li.dataset.state = j.state;
+  c.li.classList.toggle("shown", !!state.job && state.job.id === j.id);
+  const kind = FINISHED.includes(j.state) ? `finished-${j.has_result}` : "unfinished";
+  if (kind === c.kind) return;
+  c.kind = kind;
+  const add = (text, fn, label) => { const b = el("button", { type: "button", textContent: text }); b.onclick = fn; b.setAttribute("aria-label", label); return b; };
+  c.buttons.replaceChildren(...(kind === "unfinished" ? [add("Cancel", () => cancelJob(j.id), `Cancel ${title}`)] : [
+    ...(j.has_result ? [add("Use as photo", () => usePhoto(j.id), `Use the picture of ${title} as the photo`)] : []),
+    add("Remove", () => removeJob(j.id), `Remove ${title}`)]));
 }
 
 async function refreshJobs() {
@@ -642,13 +657,17 @@ async function refreshJobs() {
   let jobs;
   try { jobs = await api("/api/jobs"); } catch (e) { say(e.message); return; }
   const cards = new Map();
-  for (const j of jobs.reverse()) {
-    const key = `${j.version}-${j.position}`, old = state.cards.get(j.id);
-    cards.set(j.id, old && old.key === key ? old : { key, li: card(j) });
+  for (const j of jobs.reverse()) {  // newest first
+    const c = state.cards.get(j.id) || card(j);
+    updateCard(c, j);
+    cards.set(j.id, c);
   }
   state.cards = cards;
-  $("#jobs").replaceChildren(...[...cards.values()].map((c) => c.li));
-  if (!jobs.length) $("#jobs").append(el("li", { className: "empty", textContent: "No jobs yet." }));
+  const list = $("#jobs"), wanted = [...cards.values()].map((c) => c.li);
+  if (wanted.length !== list.children.length || wanted.some((li, i) => list.children[i] !== li)) {
+    list.replaceChildren(...wanted);
+    if (!jobs.length) list.append(el("li", { className: "empty", textContent: "No jobs yet." }));
+  }
   if (jobs.some((j) => !FINISHED.includes(j.state))) state.panelTimer = setTimeout(refreshJobs, 1000);
   return jobs;
 }
