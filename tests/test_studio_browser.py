@@ -102,6 +102,12 @@ def test_a_bad_upload_shows_a_readable_message(server, browser, tmp_path):
     page.set_input_files("#content-file", str(bad))
     expect(page.locator("#message")).to_contain_text("is not an image")
     assert "Error" not in page.inner_text("#message")  # plain words, no Python exception name
+    page.set_viewport_size({"width": 390, "height": 844})  # on a phone: seen where the photo goes, at the top
+    page.evaluate("window.scrollTo(0, 0)")
+    page.set_input_files("#content-file", str(bad))
+    expect(page.locator("#content-error")).to_contain_text("is not an image")
+    box = page.locator("#content-error").bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= 844, box
 
 
 def test_live_mode_stylizes_the_fake_camera(server, browser):

@@ -325,15 +325,21 @@ function setStyles(items) {
   for (const s of items) addStyle(s.ref, s.name);
 }
 
+// An upload's error shows in the box it was dropped on too (on a phone the messages are far below).
+function zoneError(target, text) {
+  const box = $(`#${target === "style" || target === "model" ? target : "content"}-error`);
+  box.textContent = text || ""; box.hidden = !text;
+}
+
 async function takeFiles(files, target) {
-  say("");
+  say(""); zoneError(target, "");
   for (const file of files) {
     if (file.type === "image/png" && target === "page") { await restoreFromPng(file); continue; }
     try {
       const up = await upload(file);
       if (up.kind === "model") { state.model = up; $("#model-name").textContent = up.name; continue; }
       if (target === "style") addStyle(up.id, up.name); else setContent(up.id, up.name);
-    } catch (e) { say(e.message); }
+    } catch (e) { say(e.message); zoneError(target, e.message); }
   }
 }
 
