@@ -775,3 +775,21 @@ def test_screenshots_of_each_mode(server, browser):
     page.screenshot(path=str(DOCS / "studio_live.jpg"), quality=85)
     page.click("#cancel")
     assert not page.errors, page.errors
+
+
+def test_stylize_and_fast_apply_keep_their_own_paintings(server, browser):
+    """A painting picked for Stylize must not follow into Fast apply, where it would start a minutes-long fine-tune."""
+    page = ready(browser, server)
+    page.get_by_role("button", name="example great_wave").last.click()
+    page.get_by_role("tab", name="Fast apply").click()
+    expect(page.locator("#style-thumbs img")).to_have_count(0)
+    page.get_by_role("button", name="example the_scream").last.click()
+    page.get_by_role("tab", name="Dream").click()
+    page.get_by_role("tab", name="Stylize").click()
+    expect(page.locator("#style-thumbs img")).to_have_attribute("src", "/api/examples/great_wave")
+    page.get_by_role("tab", name="Fast apply").click()
+    expect(page.locator("#style-thumbs img")).to_have_attribute("src", "/api/examples/the_scream")
+    page.reload()  # the draft keeps the mode's paintings
+    expect(page.locator("body[data-ready='1']")).to_have_count(1)
+    expect(page.locator("#style-thumbs img")).to_have_attribute("src", "/api/examples/the_scream")
+    assert not page.errors, page.errors

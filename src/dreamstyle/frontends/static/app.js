@@ -4,8 +4,9 @@
 "use strict";
 const $ = (sel) => document.querySelector(sel);
 const state = { info: null, mode: "stylize", content: null, styles: [], model: null, job: null, source: null,
-  live: null, submitting: false, cards: new Map(), panelTimer: null };
+  live: null, submitting: false, cards: new Map(), panelTimer: null, paintings: {} };
 const FINISHED = ["done", "cancelled", "failed"];
+const PAINTED = ["stylize", "apply"];  // the modes that take paintings
 const MODE_NAMES = { stylize: "Stylize", apply: "Fast apply", dream: "Dream", explore: "Explore", live: "Live" };
 
 async function api(path, options = {}) {
@@ -231,7 +232,12 @@ const PLACEHOLDERS = {
 };
 
 function setMode(mode) {
+  const prev = state.mode;
   state.mode = mode;
+  if (prev !== mode && (PAINTED.includes(prev) || PAINTED.includes(mode))) {  // each mode keeps its own paintings:
+    state.paintings[prev] = state.styles;  // Stylize's would make Fast apply fine-tune a style (minutes)
+    setStyles(state.paintings[mode] || []);
+  }
   for (const b of document.querySelectorAll("#modes button")) {
     b.setAttribute("aria-selected", String(b.dataset.mode === mode));
     b.tabIndex = b.dataset.mode === mode ? 0 : -1;  // one tab stop; the arrow keys move between the tabs
@@ -754,8 +760,8 @@ function liveUrl(model, snapshot = false) { return `/api/live?model=${encodeURIC
 
 // Frames go one after another; the style is read for every frame, so switching it takes effect at once.
 async function liveLoop() {
-  const video = $("#camera"), canvas = document.createElement("canvas");
-  while (state.live && state.live.running) {
+  const video = $("#camera"), canvas = document.createElement("canvas"), live = state.live;
+  while (state.live === live && live.running) {  // a camera started again runs its own loop
     if (video.paused) await video.play().catch(() => {});
     if (!(video.videoWidth > 0 && video.readyState >= 2)) { await new Promise((r) => setTimeout(r, 50)); continue; }
     const blob = await cameraFrame(video, canvas), model = $("#set-model").value;
@@ -763,10 +769,12 @@ async function liveLoop() {
       const res = await fetch(liveUrl(model), { method: "POST", headers: { "Content-Type": "image/jpeg" }, body: blob });
       if (!res.ok) { say((await res.json()).error); stopLive(); break; }
       const url = URL.createObjectURL(await res.blob());
-      if (!state.live) { URL.revokeObjectURL(url); break; }
+      if (state.live !== live) { URL.revokeObjectURL(url); break; }
       const out = $("#live-out"); const old = out.src; out.src = url; out.hidden = false;
+      await out.decode().catch(() => {});  // shown before the next frame goes (or a fast loop shows none)
       if (old.startsWith("blob:")) URL.revokeObjectURL(old);
-      Object.assign(state.live, { frame: blob, model });
+      if (state.live !== live) break;  // stopped meanwhile
+      Object.assign(live, { frame: blob, model });
       liveRate();
     } catch (e) { say(e.message); stopLive(); break; }
   }
