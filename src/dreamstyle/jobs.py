@@ -35,6 +35,7 @@ from .events import CancelToken, Done, Event, Interrupted, Preview, Step
 
 FAST_MODES = ("apply",)  # a trained network: the fast lane
 FINISHED = ("done", "failed", "cancelled")
+UNEXPECTED = "the job stopped on an unexpected error in dreamstyle; the server's log has the details"
 
 
 class QueueFull(UserError):
@@ -61,6 +62,7 @@ class Job:
     preview_step: int = 0
     created: float = field(default_factory=time.time)
     started: float | None = None
+    first_step: tuple[float, int] | None = None  # (when, step) of the first step event: the rate is timed from it
     finished: float | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
     version: int = 0  # bumped on every change; waiters compare
@@ -69,9 +71,14 @@ class Job:
 
     @property
     def eta(self) -> float | None:
-        if self.state != "running" or not self.started or not self.step or not self.total:
+        """Seconds left, from the rate of the steps since the first one: the set-up before it (loading the
+        network, a cold start's imports) is not a step's cost."""
+        if self.state != "running" or not self.first_step or not self.total:
             return None
-        return (time.time() - self.started) / self.step * max(0, self.total - self.step)
+        since, first = self.first_step
+        if self.step <= first:
+            return None
+        return (time.time() - since) / (self.step - first) * max(0, self.total - self.step)
 
     def view(self, position: int | None = None) -> dict[str, Any]:
         """What the page sees of the job."""
@@ -204,6 +211,16 @@ class JobQueue:
             job.cancel.cancel()
             self._touch(job)
 
+    def remove(self, job: Job) -> bool:
+        """Forget a finished job and delete its files; False (and nothing done) while it is queued or running."""
+        with self.changed:
+            if job.state not in FINISHED or self.running["slow"] is job or self.running["fast"] is job:
+                return False
+            self.jobs.pop(job.id, None)
+            self._touch(job)
+        shutil.rmtree(job.folder, ignore_errors=True)
+        return True
+
     def _touch(self, job: Job) -> None:
         """Call with the lock held."""
         job.version += 1
@@ -229,8 +246,9 @@ class JobQueue:
                 self._touch(job)
             try:
                 self._run(job)
-            except BaseException as exc:  # noqa: BLE001 - the lane must outlive anything a job raises
-                self._finish(job, "failed", f"the job failed: {type(exc).__name__}")
+            except BaseException:  # noqa: BLE001 - the lane must outlive anything a job raises
+                traceback.print_exc()
+                self._finish(job, "failed", UNEXPECTED)
             finally:
                 with self.changed:
                     self.running[lane] = None
@@ -247,10 +265,9 @@ class JobQueue:
             state = "cancelled"
         except Exception as exc:  # noqa: BLE001 - a failed job must not take the server down
             state, error = "failed", message_for(exc)
-            if error is None:  # a bug: its traceback goes to the server's log
+            if error is None:  # a bug: its traceback goes to the server's log, plain words to the page
                 traceback.print_exc()
-                first = (str(exc).splitlines() or [""])[0][:200]
-                error = f"the job failed: {type(exc).__name__}" + (f": {first}" if first else "")
+                error = UNEXPECTED
         self._finish(job, state, error)
 
     def _finish(self, job: Job, state: str, error: str | None) -> None:
@@ -267,6 +284,8 @@ class JobQueue:
             preview = png_bytes(image) if image is not None else None
             with self.changed:
                 if isinstance(event, Step):
+                    if job.first_step is None:
+                        job.first_step = (time.time(), event.step)
                     job.step, job.total, job.label = event.step, event.total, event.label
                     job.loss, job.parts = event.loss, dict(event.parts)
                 elif isinstance(event, Preview):

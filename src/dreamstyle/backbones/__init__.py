@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..lazy import lazy_attributes
-from .registry import DEFAULT_BACKBONE, POOLINGS, SPECS, get_spec, register
+from .registry import DEFAULT_BACKBONE, POOLINGS, SPECS, get_spec, register, weights_here
 from .spec import BackboneSpec, Tap
 from .taps import list_taps, min_side, resolve_taps
 
@@ -28,4 +28,4 @@ def __getattr__(name: str) -> Any:
 
 __all__ = ["EDGE_PAD", "Backbone", "FeatureExtractor", "BackboneSpec", "Tap", "DEFAULT_BACKBONE", "SPECS", "get_spec",
            "register", "POOLINGS", "list_taps", "resolve_taps", "min_side", "load_model", "get_backbone", "clear_cache",
-           "RANDOM"]
+           "RANDOM", "weights_here"]

@@ -8,6 +8,10 @@ chosen"). Loss weights are relative to dreamstyle's normalized losses.
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 from ..errors import UserError
 from .spec import BackboneSpec, Lazy
 
@@ -143,3 +147,17 @@ def get_spec(name: str) -> BackboneSpec:
         return SPECS[name]
     except (KeyError, TypeError):
         raise UserError(f"unknown model '{name}'; choose one of: {', '.join(SPECS)}") from None
+
+
+def weights_here(spec: BackboneSpec) -> bool:
+    """Whether ``spec``'s default weights are on this machine (shipped, or torchvision's already in torch's hub
+    cache), so it runs offline. Torch-free: it looks for torchvision's file name pattern (``vgg19-dcbb9e9d.pth``)."""
+    if spec.offline:
+        return True
+    if spec.torchvision_name is None:
+        return False
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch")
+    folder = Path(home) / "hub" / "checkpoints"
+    pattern = re.compile(rf"{re.escape(spec.torchvision_name)}(_google)?-[0-9a-f]+\.pth")
+    return folder.is_dir() and any(pattern.fullmatch(p.name) for p in folder.iterdir())

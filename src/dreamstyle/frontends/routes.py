@@ -23,9 +23,10 @@ from ..images import params_of
 from ..jobs import FINISHED, Job
 from ..settings import describe
 from ..version import __version__
-from .studio import LIVE_NOTE, MODES, Studio, command_line, fast_styles
+from .studio import EXAMPLE_KINDS, LIVE_NOTE, MODES, Studio, command_line, fast_styles
 
 STATIC = Path(__file__).resolve().parent / "static"
+NEEDS_DOWNLOAD = "needs its weights downloaded once (internet), or the command line's --weights"
 
 
 def add_error_replies(app: FastAPI) -> None:
@@ -47,7 +48,11 @@ def add_error_replies(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def any_error(request: Request, exc: Exception) -> JSONResponse:  # never a stack trace in the page
-        return JSONResponse({"error": f"the server could not do that: {type(exc).__name__}"}, status_code=500)
+        import traceback
+
+        traceback.print_exception(exc)  # to the server's log; plain words to the page
+        return JSONResponse({"error": "the server could not do that because of an unexpected error in dreamstyle; "
+                                      "its log has the details"}, status_code=500)
 
 
 def add_page(app: FastAPI, studio: Studio) -> None:
@@ -60,14 +65,17 @@ def add_page(app: FastAPI, studio: Studio) -> None:
 
     @app.get("/api/info")
     def info() -> dict[str, Any]:
-        from ..backbones import DEFAULT_BACKBONE, SPECS, list_taps
+        from ..backbones import DEFAULT_BACKBONE, SPECS, list_taps, weights_here
         from ..fastnet import bundled_styles
 
         return {"version": __version__, "modes": {m: describe(cls) for m, cls in MODES.items()},
                 "networks": list(SPECS), "default_network": DEFAULT_BACKBONE, "styles": list(bundled_styles()),
+                "network_needs": {name: None if weights_here(spec) else NEEDS_DOWNLOAD for name, spec in SPECS.items()},
                 "fast_styles": {key: v["painting"] for key, v in fast_styles().items()},
                 "taps": {name: [t.name for t in list_taps(spec)] for name, spec in SPECS.items()},
                 "examples": list(studio.examples), "warm": studio.warm, "live": LIVE_NOTE,
+                "example_kinds": {name: {"kind": kind, "title": title} for name, (kind, title) in EXAMPLE_KINDS.items()
+                                  if name in studio.examples},
                 "limits": {"bytes": studio.max_upload_bytes, "pixels": studio.max_pixels,
                            "waiting_jobs": studio.queue.max_waiting, "same_job_seconds": studio.queue.same_seconds}}
 
@@ -114,7 +122,8 @@ def add_uploads(app: FastAPI, studio: Studio) -> None:
         data, _ = await form_file(request)
         try:
             with Image.open(io.BytesIO(data)) as im:
-                return params_of(im, "that image")
+                params = params_of(im, "that image")
+            return {**params, "restore": studio.refs_for(params)}  # its photo and paintings, where this server has them
         except UserError as e:
             raise HTTPException(400, str(e)) from None
         except Exception:  # noqa: BLE001 - any file that is not an image
@@ -174,6 +183,19 @@ def add_jobs(app: FastAPI, studio: Studio) -> None:
         studio.queue.cancel(job)
         return studio.queue.view(job)
 
+    @app.post("/api/jobs/{job_id}/remove")
+    def remove(job_id: str) -> dict[str, Any]:
+        """Forget a finished job and delete its files (the job panel's remove button)."""
+        job = _find(studio, job_id)
+        if not studio.queue.remove(job):
+            raise HTTPException(409, "the job has not finished: cancel it first")
+        return {"removed": job.id}
+
+    @app.post("/api/jobs/{job_id}/as-photo")
+    def as_photo(job_id: str) -> dict[str, Any]:
+        """The job's result as a new upload, to use it as the next job's photo."""
+        return studio.result_as_upload(_find(studio, job_id))
+
     add_job_outputs(app, studio)
 
 
@@ -201,9 +223,10 @@ def add_job_outputs(app: FastAPI, studio: Studio) -> None:
 def add_live(app: FastAPI, studio: Studio) -> None:
     """Live frames: one image in, the styled image out at once."""
     @app.post("/api/live")
-    async def live(request: Request, model: str = "starry_night", size: int = 320) -> Response:
+    async def live(request: Request, model: str = "starry_night", size: int = 320, snapshot: bool = False) -> Response:
         """One frame (the body, an image) styled at once. Frames of every page wait in one line: the
-        ``X-Live-Waited`` header says how many seconds this one waited for others."""
+        ``X-Live-Waited`` header says how many seconds this one waited for others. ``snapshot``: a PNG to keep,
+        with the settings embedded."""
         import anyio
 
         data = bytearray()
@@ -211,5 +234,7 @@ def add_live(app: FastAPI, studio: Studio) -> None:
             data += chunk
             if len(data) > studio.max_upload_bytes:
                 raise HTTPException(413, "the frame is too large")
-        out, waited = await anyio.to_thread.run_sync(studio.live, bytes(data), model, max(32, min(size, 1024)))
-        return Response(out, media_type="image/jpeg", headers={"X-Live-Waited": f"{waited:.3f}"})
+        out, waited = await anyio.to_thread.run_sync(studio.live, bytes(data), model, max(32, min(size, 1024)),
+                                                     snapshot)
+        return Response(out, media_type="image/png" if snapshot else "image/jpeg",
+                        headers={"X-Live-Waited": f"{waited:.3f}"})

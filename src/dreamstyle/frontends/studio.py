@@ -18,6 +18,7 @@ import json
 import math
 import re
 import shlex
+import shutil
 import struct
 import threading
 import time
@@ -57,6 +58,10 @@ JOB_BODY_BYTES = 1024 * 1024
 STYLERS_KEPT = 4  # trained networks kept loaded for live frames (least recently used go first)
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}\.(png|pt|onnx)")
 LIVE_NOTE = "live frames from every open page are styled one at a time, in one line"
+# The bundled examples as the page offers them: photos and paintings, with their titles (others go in both lists).
+EXAMPLE_KINDS = {"chelsea": ("photo", "Chelsea the cat"), "astronaut": ("photo", "Astronaut (NASA portrait)"),
+                 "starry_night": ("painting", "The Starry Night, van Gogh"),
+                 "great_wave": ("painting", "The Great Wave, Hokusai"), "the_scream": ("painting", "The Scream, Munch")}
 
 
 @dataclasses.dataclass
@@ -139,9 +144,49 @@ class Studio:
             raise
         except Image.DecompressionBombError:
             raise HTTPException(413, too_many) from None
-        except Exception as e:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError, struct.error)
-            raise HTTPException(400, f"'{name[:80]}' is not an image that can be read ({type(e).__name__}); "
-                                     "upload a JPEG, PNG or WebP") from None
+        except Exception:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError, struct.error)
+            raise HTTPException(400, f"'{name[:80]}' is not an image that can be read (damaged, or another kind "
+                                     "of file); upload a JPEG, PNG or WebP") from None
+
+    def result_as_upload(self, job: Job) -> dict[str, Any]:
+        """A job's result, stored as a new image upload (to use it as the next photo); returns what
+        :meth:`save_upload` returns."""
+        result = job.result
+        if result is None or not result.is_file():
+            raise HTTPException(404, "that job has no picture yet")
+        with Image.open(result) as im:
+            width, height = im.size
+        name = f"{job.mode}-{job.id}.png"
+        upload = self._store(".png", "image", name, lambda path: shutil.copyfile(result, path))
+        return {"id": upload, "kind": "image", "width": width, "height": height, "name": name}
+
+    def refs_for(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The images a dreamstyle PNG's parameters name (by the user's file names), found again among the examples
+        and this server's uploads: ``{"content": ref or None, "styles": [ref...], "missing": [name...]}``. A name is
+        only compared, never opened."""
+        content = params.get("content") or params.get("image")
+        styles = params.get("styles") or []
+        out: dict[str, Any] = {"content": None, "styles": [], "missing": []}
+        for name, many in [(content, False), *[(n, True) for n in (styles if isinstance(styles, list) else [])]]:
+            if not isinstance(name, str) or not name:
+                continue
+            ref = self.ref_named(name)
+            if ref is None:
+                out["missing"].append(name[:100])
+            elif many:
+                out["styles"].append(ref)
+            else:
+                out["content"] = ref
+        return out
+
+    def ref_named(self, name: str) -> str | None:
+        """``example:NAME`` for an example's file name, else the newest image upload of that name, else None."""
+        path = self.examples.get(Path(name).stem.lower())
+        if path is not None and path.name.lower() == name.lower():
+            return f"example:{path.stem.lower()}"
+        with self.uploads_lock:
+            found = [(up.created, key) for key, up in self.uploads.items() if up.kind == "image" and up.name == name]
+        return max(found)[1] if found else None
 
     def upload(self, ref: Any, kind: str) -> Upload | None:
         """The upload ``ref`` names (an id this server gave, any case), or None. Never looks at the disk."""
@@ -297,9 +342,10 @@ class Studio:
 
     # --- live frames -----------------------------------------------------------------------------
 
-    def live(self, frame: bytes, model: str, size: int) -> tuple[bytes, float]:
-        """One webcam frame through a trained network, at once (not queued); returns the JPEG and how long
-        the frame waited for the frames of other pages (one line for all)."""
+    def live(self, frame: bytes, model: str, size: int, snapshot: bool = False) -> tuple[bytes, float]:
+        """One webcam frame through a trained network, at once (not queued); returns the JPEG (``snapshot``: a
+        PNG with the settings embedded, as apply writes them) and how long the frame waited for the frames of
+        other pages (one line for all)."""
         from .. import api
         from ..images import array_from_image, image_from_array
 
@@ -321,7 +367,15 @@ class Studio:
             self.stylers.move_to_end(ref)
             out = styler(array_from_image(image))
         buf = io.BytesIO()
-        image_from_array(out).save(buf, format="JPEG", quality=85)
+        if snapshot:
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_text("dreamstyle", json.dumps({"command": "apply", "content": "camera.png", "model": model.lower(),
+                                                    "size": size}, sort_keys=True))
+            image_from_array(out).save(buf, format="PNG", pnginfo=info)
+        else:
+            image_from_array(out).save(buf, format="JPEG", quality=85)
         return buf.getvalue(), waited
 
     def close(self, timeout: float = 60.0) -> None:

@@ -94,14 +94,17 @@ DREAM_FIX = "lower --step-size or the targets' weights (with --precision bf16/fp
 
 def ascend(image: torch.Tensor, score_fn: ScoreFn, steps: int, step_size: float = 0.01, jitter: int = 32,
            tile: int = 512, laplacian: int = 4, generator: torch.Generator | None = None,
-           on_step: StepFn | None = None) -> torch.Tensor:
+           on_step: StepFn | None = None, watch: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """Take ``steps`` normalized gradient-ascent steps on ``image`` (1, 3, H, W in [0, 1]); returns the new image.
 
     Each step rolls the image by a random offset (up to ``jitter`` px but at most 1/16 of the image
     side, or up to a whole tile when the image is tiled), takes the gradient, rolls it back, and lets
-    ``NormalizedAscent`` take the step.
+    ``NormalizedAscent`` take the step. ``watch`` is given the image being changed, once, before the steps
+    (a preview renders it when asked).
     """
     image = image.detach().clone()
+    if watch is not None:
+        watch(image)
     h, w = image.shape[-2:]
     tiled = max(h, w) > tile
     reach = tile if tiled else min(jitter, min(h, w) // 16)  # small images get a smaller jitter

@@ -143,9 +143,11 @@ class Dreamer:
         def score(tile: torch.Tensor) -> torch.Tensor:
             return -loss(self.extractor(tile), tile)
 
+        seen: list[torch.Tensor] = []  # the image being dreamed, for a preview when one is wanted
+
         return ascend(image, score, steps, step_size=s.step_size, jitter=s.jitter, tile=s.tile,
-                      laplacian=s.laplacian, generator=generator,
-                      on_step=lambda step, value: events.step(label, value))
+                      laplacian=s.laplacian, generator=generator, watch=seen.append,
+                      on_step=lambda step, value: events.step(label, value, preview=lambda: to_image(seen[-1])))
 
 
 def recolor(result: torch.Tensor, original: torch.Tensor, preserve_color: str) -> torch.Tensor:

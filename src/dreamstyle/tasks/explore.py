@@ -137,7 +137,8 @@ def visualize_channels(extractor: FeatureExtractor, tap: str, channels: Sequence
         return -activation.sum(), {"activation": activation.mean().item()}
 
     descend(optimizer, evaluate, range(1, iterations + 1),
-            lambda step, loss, parts: events.step(f"explore {tap}", -parts["activation"]),
+            lambda step, loss, parts: events.step(f"explore {tap}", -parts["activation"],
+                                                  preview=None if state is None else state.get("preview")),
             fix="the network's weights may hold values that are not finite; try --precision fp32")
     with torch.no_grad():
         return param()
@@ -215,12 +216,15 @@ def explore(settings: ExploreSettings, output: str | os.PathLike | None = None,
     def cells_of(images: torch.Tensor) -> list[tuple[Image.Image, str]]:
         return [(to_image(img), f"{tap} ch {ch}") for img, ch in zip(images, labels)]
 
-    def keep() -> tuple[Image.Image | None, Path | None]:
-        if "images" not in state:
-            return None, None
+    def preview() -> Image.Image:  # the cells so far, as one sheet (previews while they grow, and a cancel's)
         with torch.no_grad():
-            sheet = grid(cells_of(state["images"]()), columns=math.ceil(math.sqrt(len(labels))))
-        return keep_image(events, sheet, out_path, params, channels=labels)
+            return grid(cells_of(state["images"]()), columns=math.ceil(math.sqrt(len(labels))))
+
+    state["preview"] = preview
+
+    def keep() -> tuple[Image.Image | None, Path | None]:
+        return (None, None) if "images" not in state else keep_image(events, preview(), out_path, params,
+                                                                       channels=labels)
 
     with guarded(events, keep):
         if photo is None:
