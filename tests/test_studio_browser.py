@@ -620,6 +620,9 @@ def test_labels_are_human_with_the_flag_as_tooltip_and_examples_are_split(server
     page.get_by_role("tab", name="Explore").click()
     groups = page.eval_on_selector_all("#set-tap optgroup", "gs => gs.map((g) => g.label)")
     assert groups[:3] == ["stem", "blocks 0", "blocks 1"] and len(groups) < 25, groups  # by stage, in order
+    labels = dict(page.eval_on_selector_all("#set-tap option", "os => os.map((o) => [o.value, o.textContent])"))
+    assert labels["blocks.3.dw.1"] == "depthwise · norm (blocks.3.dw.1)"  # in words, with the name it takes
+    assert labels["stem.0"] == "conv (stem.0)" and labels["blocks.3"] == "blocks.3 (whole stage)"
     assert not page.errors, page.errors
 
 

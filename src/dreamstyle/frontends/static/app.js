@@ -83,6 +83,23 @@ function stageOf(t, all) {
   return m ? `stage ${m[1]}` : t;
 }
 
+// A tap's part in words, with its name (what the command line takes) after it: blocks.3.dw.1 is
+// "depthwise · norm (blocks.3.dw.1)". A convolution block's numbered parts are its convolution, its
+// normalization and its activation, in that order (torchvision's and Lite0's Conv-BN-activation).
+const PART_WORDS = { dw: "depthwise", expand: "expand", project: "project", squeeze: "squeeze",
+  squeeze_activation: "squeeze activation", expand1x1: "expand 1x1", expand1x1_activation: "expand 1x1 activation",
+  expand3x3: "expand 3x3", expand3x3_activation: "expand 3x3 activation", cat: "joined", se: "squeeze-excite",
+  block: "block", conv: "convolution" };
+const STEP_WORDS = ["conv", "norm", "activation"];
+function tapLabel(t, stage) {
+  const inner = t.split(".").slice(stage.split(" ").length);
+  if (!inner.length) return t;
+  const number = (p, last) => (last ? STEP_WORDS[Number(p)] ?? `part ${p}` : `part ${p}`);
+  const words = inner.map((p, i) => PART_WORDS[p]
+    ?? (/^\d+$/.test(p) ? number(p, i === inner.length - 1) : p.replaceAll("_", " ")));
+  return `${words.join(" · ")} (${t})`;
+}
+
 function fillTaps(select, network) {
   const keep = select.value, taps = state.info.taps[network] || [], all = new Set(taps);
   const groups = new Map();
@@ -93,7 +110,7 @@ function fillTaps(select, network) {
   }
   const whole = (t, stage) => stage === t || stage === t.replace(".", " ");  // the stage's own tap
   select.replaceChildren(...[...groups].map(([stage, members]) => el("optgroup", { label: stage },
-    ...members.map((t) => option(t, whole(t, stage) ? `${t} (whole stage)` : t)))));
+    ...members.map((t) => option(t, whole(t, stage) ? `${t} (whole stage)` : tapLabel(t, stage))))));
   if (all.has(keep)) select.value = keep;
 }
 
