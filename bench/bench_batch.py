@@ -98,7 +98,7 @@ def main() -> None:
             import ray
 
             started = time.perf_counter()
-            ray.init(include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
             ray_start = round(time.perf_counter() - started, 2)
             harness.log(f"ray.init: {ray_start} s")
         for mode, (count, size, settings) in modes.items():

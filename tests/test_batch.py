@@ -171,7 +171,7 @@ def ray_local():
     """A local Ray instance with 2 CPUs, for this module's Ray tests only (its workers can import this file)."""
     ray = pytest.importorskip("ray")
     path = os.pathsep.join([str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield ray
     ray.shutdown()

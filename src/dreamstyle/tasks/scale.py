@@ -223,7 +223,7 @@ def connect(ray: Any, address: str) -> bool:
         return False
     quiet: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)
     if address == "local":
-        ray.init(include_dashboard=False, **quiet)
+        ray.init(address="local", include_dashboard=False, **quiet)  # a private instance, whatever runs here
         return True
     if address != "auto":
         check_reachable(address)
