@@ -222,6 +222,14 @@ def test_a_list_with_bad_rows_is_refused_before_any_work(photos, tmp_path, cli):
     assert "line 2" not in line and not (tmp_path / "out").exists()
 
 
+def test_an_unknown_model_is_refused_before_any_work(photos, tmp_path, cli):
+    folder, _ = photos
+    proc = cli.run("batch", folder, "-o", tmp_path / "out", "--mode", "apply", "--model", "nosuch")
+    line = cli.one_line_error(proc)
+    assert proc.returncode == 2 and "unknown style 'nosuch'" in line and "great_wave" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_bad_setting_in_a_row_is_named_with_its_line(photos, tmp_path):
     folder, _ = photos
     jobs = tmp_path / "jobs.json"

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import SettingError, UserError, message_for
 from ..events import Interrupted, Run, stopped_by_sigterm
+from ..fastnet.styles import bundled_styles, find_bundled
 from ..images import IMAGE_SUFFIXES, atomic_path, check_input_file, check_output_path, image_files, save_image
 from ..settings import BATCH_MODES, BatchSettings, flag_of, make, options, parse_kind
 from .scale import JobFunction, LocalPool, RayPool, drain, run_job, swap
@@ -221,7 +222,16 @@ def _check_paintings(mode: str, paintings: list[str], values: dict[str, Any]) ->
         raise SettingError("style_images", "takes one painting in --mode apply (its fast style)")
     if paintings:
         values["style_image"] = paintings[0]
+    elif mode == "apply":
+        _check_model(str(values.get("model", "starry_night")))
     return []
+
+
+def _check_model(model: str) -> None:
+    """An apply job's model: a bundled style or a file, known before any work (torch-free)."""
+    if find_bundled(model) is None and not Path(model).is_file():
+        raise UserError(f"unknown style '{model}'; choose a bundled style ({', '.join(bundled_styles())}) or give "
+                        "a model file")
 
 
 def _files_in(values: Mapping[str, Any]) -> list[str]:
