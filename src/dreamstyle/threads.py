@@ -37,6 +37,23 @@ def _own_jiffies() -> float:
     return (t.user + t.system) * os.sysconf("SC_CLK_TCK")
 
 
+def _other_cores(before: tuple[tuple[int, int] | None, float], after: tuple[tuple[int, int] | None, float],
+                 cores: int) -> float | None:
+    """Cores other processes used between two looks, each (the machine's jiffies, this process's); None where
+    /proc/stat is missing or no time passed."""
+    if before[0] is None or after[0] is None:
+        return None
+    busy, total = after[0][0] - before[0][0], after[0][1] - before[0][1]
+    if total <= 0:
+        return None
+    return cores * max(0.0, busy - (after[1] - before[1])) / total
+
+
+def _held(other: float) -> int:
+    """Whole cores that ``other`` cores of use hold: a part of BUSY_SHARE or more counts as a core."""
+    return int(other // 1 + (1 if other % 1 >= BUSY_SHARE else 0))
+
+
 class ThreadGovernor:
     """Sets torch's intra-op thread count to the cores other processes leave free (a Step subscriber)."""
 
@@ -53,14 +70,7 @@ class ThreadGovernor:
         """Cores used by other processes since the previous sample (None on the first call)."""
         now = (time.monotonic(), _cpu_jiffies(), _own_jiffies())
         previous, self.last = self.last, now
-        if previous is None or now[1] is None or previous[1] is None:
-            return None
-        busy = now[1][0] - previous[1][0]
-        total = now[1][1] - previous[1][1]
-        if total <= 0:
-            return None
-        other = max(0.0, busy - (now[2] - previous[2]))
-        return self.cores * other / total
+        return None if previous is None else _other_cores(previous[1:], now[1:], self.cores)
 
     def settle(self, wait: float = 0.1) -> None:
         """Look once before a run starts (a short wait), so a busy machine is known from the first step."""
@@ -72,8 +82,7 @@ class ThreadGovernor:
         other = self.sample()
         threads = self.torch.get_num_threads()
         if other is not None:
-            held = int(other // 1 + (1 if other % 1 >= BUSY_SHARE else 0))
-            threads = max(1, min(self.ceiling, self.cores - held))
+            threads = max(1, min(self.ceiling, self.cores - _held(other)))
             if threads != self.torch.get_num_threads():
                 self.torch.set_num_threads(threads)
             self.history.append((round(other, 2), threads))
@@ -91,17 +100,12 @@ def free_cores(wait: float = 0.2) -> int:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    before, own = _cpu_jiffies(), _own_jiffies()
-    if before is None:
+    before = (_cpu_jiffies(), _own_jiffies())
+    if before[0] is None:
         return cores
     time.sleep(wait)
-    after = _cpu_jiffies()
-    if after is None or after[1] <= before[1]:
-        return cores
-    other = max(0.0, (after[0] - before[0]) - (_own_jiffies() - own))
-    held = (os.cpu_count() or cores) * other / (after[1] - before[1])
-    held_cores = int(held // 1 + (1 if held % 1 >= BUSY_SHARE else 0))
-    return max(1, cores - held_cores)
+    other = _other_cores(before, (_cpu_jiffies(), _own_jiffies()), os.cpu_count() or cores)
+    return cores if other is None else max(1, cores - _held(other))
 
 
 _governor: ThreadGovernor | None = None
