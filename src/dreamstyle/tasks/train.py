@@ -173,14 +173,16 @@ def _train(plan: _Plan, s: TrainSettings, events: Run) -> StyleModel:
         plan.data.rng.setstate(_as_tuples(train_state["data_rng"]))
     plan.data.skip(Path(p) for p in train_state.get("unreadable", []))
     events.expect(s.max_steps or 0, done)
+    painting = resized_tensor(plan.painting, plan.style_size, device)
     with torch.no_grad():  # 5. the objective: the painting's targets bound once
-        style_feats = extractor(resized_tensor(plan.painting, plan.style_size, device))
+        style_feats = extractor(painting)
     content_term = ContentLoss(plan.content_taps, {t: style_feats[t] for t in plan.content_taps})  # re-bound
-    objective = Objective([(content_term, plan.weights["content_weight"]),  # per batch
-                           (StyleLoss(plan.style_taps, [style_feats], [1.0], plan.style_loss),
-                            plan.weights["style_weight"]),
-                           (TVLoss(), plan.weights["tv_weight"]),
-                           (PaletteLoss(resized_tensor(plan.painting, plan.style_size, device)), s.palette_weight)])
+    terms = [(content_term, plan.weights["content_weight"]),  # per batch
+             (StyleLoss(plan.style_taps, [style_feats], [1.0], plan.style_loss), plan.weights["style_weight"]),
+             (TVLoss(), plan.weights["tv_weight"])]
+    if s.palette_weight > 0:  # its targets sort the painting's colours: only when it is weighted
+        terms.append((PaletteLoss(painting), s.palette_weight))
+    objective = Objective(terms)
     meta = {"name": plan.out.stem, "style": plan.painting_name, "style_digest": plan.digest,
             **header("train", **as_params(s, **plan.weights, style_loss=plan.style_loss, style_size=plan.style_size,
                                           arch=net.arch, precision=session.precision))}
