@@ -31,7 +31,7 @@ from ..events import Interrupted, Run, stopped_by_sigterm
 from ..fastnet.styles import bundled_styles, find_bundled
 from ..images import IMAGE_SUFFIXES, atomic_path, check_input_file, check_output_path, image_files, save_image
 from ..settings import BATCH_MODES, BatchSettings, flag_of, make, options, parse_kind
-from .scale import JobFunction, LocalPool, RayPool, drain, run_job, swap
+from .scale import JobFunction, LocalPool, RayPool, drain, files_in, run_job, swap
 
 MANIFEST = "dreamstyle-batch.json"
 JobEvents = Callable[[str, Any], None]  # (a job's output name, one of its run events)
@@ -154,7 +154,7 @@ def _job(where: str, row: dict[str, Any], base: Path, bs: BatchSettings, common:
     paintings = _check_paintings(bs.mode, paintings, values)
     make(cls, values)  # every setting checked as the call checks it
     job = Job(where, photo, paintings, values, str(output) if output is not None else "")
-    job.files = [f for f in dict.fromkeys([photo, *paintings, *_files_in(values)])]
+    job.files = [f for f in dict.fromkeys([photo, *paintings, *files_in(values)])]
     return job
 
 
@@ -232,16 +232,6 @@ def _check_model(model: str) -> None:
     if find_bundled(model) is None and not Path(model).is_file():
         raise UserError(f"unknown style '{model}'; choose a bundled style ({', '.join(bundled_styles())}) or give "
                         "a model file")
-
-
-def _files_in(values: Mapping[str, Any]) -> list[str]:
-    """The settings' values that name files (masks, a start image, a model, weights): they go with the job."""
-    found = []
-    for value in values.values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and os.path.isfile(item):
-                found.append(item)
-    return found
 
 
 def _precheck(mode: str, jobs: list[Job]) -> None:

@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,11 +40,27 @@ def run_job(spec: dict[str, Any], *files: bytes | str) -> dict[str, Any]:
         try:
             image = _call(swap(spec, local))
         except Exception as exc:  # noqa: BLE001 - reported to the driver in one line
-            text = message_for(exc) or f"{type(exc).__name__}: {_first_line(exc)}"
-            return {"error": text, "retry": not (isinstance(exc, DreamstyleError) and exc.exit_code == 2)}
+            return failure(exc)
     back = {v: k for k, v in local.items()}
     params = swap(image.info.get("dreamstyle", {}), back)
     return {"mode": image.mode, "size": image.size, "pixels": image.tobytes(), "params": params}
+
+
+def failure(exc: Exception) -> dict[str, Any]:
+    """What a worker sends back for a job that raised: the error's one line, and whether trying again could help
+    (not for bad input)."""
+    text = message_for(exc) or f"{type(exc).__name__}: {_first_line(exc)}"
+    return {"error": text, "retry": not (isinstance(exc, DreamstyleError) and exc.exit_code == 2)}
+
+
+def files_in(values: Mapping[str, Any]) -> list[str]:
+    """The settings' values that name files (masks, a start image, a model, weights): they go with the job."""
+    found = []
+    for value in values.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and os.path.isfile(item):
+                found.append(item)
+    return found
 
 
 def materialize(names: Sequence[str], files: Sequence[bytes | str], tmp: Path) -> dict[str, str]:

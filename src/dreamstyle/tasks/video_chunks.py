@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DreamstyleError, RunError, UserError, message_for
+from ..errors import RunError, UserError
 from ..events import Child, Run
 from ..images import array_from_image, atomic_path
 from ..motion.flow import CUT_RELIABLE, reliable
 from ..motion.frames import Frames, open_frames
 from ..settings import VIDEO_MODES, ScaleSettings, VideoSettings, make
 from ..threads import free_cores
-from .scale import LocalPool, RayPool, materialize, swap
+from .scale import LocalPool, RayPool, failure, files_in, materialize, swap
 
 WARMUP = 4  # frames each chunk runs before its range and throws away
 CUT_WINDOW = 8  # how far a scene cut may move a boundary from the even split
@@ -92,8 +92,7 @@ def run_chunk(spec: dict[str, Any], *files: bytes | str) -> dict[str, Any]:
         try:
             return {"frames": _chunk_frames(swap(spec, local), Path(tmp))}
         except Exception as exc:  # noqa: BLE001 - reported to the driver in one line
-            text = message_for(exc) or f"{type(exc).__name__}: {str(exc).strip()[:200]}"
-            return {"error": text, "retry": not (isinstance(exc, DreamstyleError) and exc.exit_code == 2)}
+            return failure(exc)
 
 
 def _chunk_frames(spec: dict[str, Any], tmp: Path) -> dict[int, bytes] | int:
@@ -158,12 +157,7 @@ def _fields(settings: Any) -> dict[str, Any]:
 
 def _files(s: VideoSettings, ms: Any) -> list[str]:
     """The files besides the source that a chunk reads: the paintings, and any file a setting names."""
-    found = [str(p) for p in s.style_images or []]
-    for value in _fields(ms).values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and Path(item).is_file():
-                found.append(item)
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys([*(str(p) for p in s.style_images or []), *files_in(_fields(ms))]))
 
 
 def _drive(pool: LocalPool | RayPool, todo: list[Chunk], base: dict[str, Any], work: Path, retries: int) -> None:
