@@ -18,9 +18,8 @@ import csv
 import hashlib
 import json
 import os
-from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from ..events import Interrupted, Run, stopped_by_sigterm
 from ..fastnet.styles import bundled_styles, find_bundled
 from ..images import IMAGE_SUFFIXES, atomic_path, check_input_file, check_output_path, image_files, save_image
 from ..settings import BATCH_MODES, BatchSettings, flag_of, make, options, parse_kind
-from .scale import JobFunction, LocalPool, RayPool, drain, files_in, run_job, swap
+from .scale import JobFunction, LocalPool, RayPool, drain, drive, files_in, run_job, swap
 
 MANIFEST = "dreamstyle-batch.json"
 JobEvents = Callable[[str, Any], None]  # (a job's output name, one of its run events)
@@ -379,35 +378,27 @@ def _fast_styles(jobs: list[Job], bs: BatchSettings, events: Run) -> None:
 def _drive(pool: LocalPool | RayPool, todo: list[Job], function: JobFunction, bs: BatchSettings,
            manifest: Manifest, report: BatchReport, events: Run, on_job_event: JobEvents | None) -> None:
     """Keep the pool's slots busy; write each result as it comes; retry, or report, each failure."""
-    waiting, running, tries = deque(todo), {}, Counter()  # type: ignore[var-annotated]
     channel = pool.channel() if on_job_event is not None else None
-    while waiting or running:
-        while waiting and len(running) < pool.slots:
-            job = waiting.popleft()
-            tries[job.output] += 1
-            spec = {**job.spec(bs.mode), "name": job.output, "channel": channel}
-            running[pool.submit(function, spec, job.files)] = job
-        done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+
+    def submit(job: Job) -> Future:
+        return pool.submit(function, {**job.spec(bs.mode), "name": job.output, "channel": channel}, job.files)
+
+    def land(job: Job, result: dict[str, Any]) -> None:
+        save_image(_image(result), report.folder / job.output, result["params"])
+        manifest.record(job)
+        report.written.append(report.folder / job.output)
+        events.step(job.output, 0.0)
+
+    def fail(job: Job, error: str) -> None:
+        report.failed.append((f"{job.where} ({job.output})", str(error)))
+        events.step(job.output, 0.0)
+
+    def tick() -> None:
         if channel is not None and on_job_event is not None:
             drain(channel, on_job_event)
         events.check()
-        if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
-            done = set(running)  # a worker died: every job in flight is lost with the pool
-            wait(done)
-            pool.restart()
-        for future in done:
-            job = running.pop(future)
-            result, error, retry = _outcome(future)
-            if result is not None:
-                save_image(_image(result), report.folder / job.output, result["params"])
-                manifest.record(job)
-                report.written.append(report.folder / job.output)
-            elif retry and tries[job.output] <= bs.retries:
-                waiting.appendleft(job)
-                continue
-            else:
-                report.failed.append((f"{job.where} ({job.output})", str(error)))
-            events.step(job.output, 0.0)
+
+    drive(pool, todo, submit, _outcome, land, fail, bs.retries, tick)
 
 
 def _outcome(future: Future) -> tuple[dict[str, Any] | None, str | None, bool]:

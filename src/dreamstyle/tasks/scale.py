@@ -14,8 +14,10 @@ import signal
 import socket
 import sys
 import tempfile
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,43 @@ def _call(spec: dict[str, Any]) -> Any:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+# --- the driver ------------------------------------------------------------------------------------------------
+
+Outcome = tuple[Any, Any, bool]  # (result, None, _) for a job done; (None, its error, whether to try again)
+
+
+def drive(pool: LocalPool | RayPool, items: Sequence[Any], submit: Callable[[Any], Future],
+          outcome: Callable[[Future], Outcome], land: Callable[[Any, Any], None], fail: Callable[[Any, Any], None],
+          retries: int, tick: Callable[[], None] | None = None) -> None:
+    """Keep ``pool``'s slots busy with ``items`` (``submit(item)`` starts one); ``land(item, result)`` takes each
+    finished one; a failed one is tried again (``retries`` times, when its outcome says that could help), then
+    goes to ``fail(item, error)``.
+    A dead local worker breaks the pool: every item in flight is charged a try and the pool restarted.
+    ``tick()`` runs after every wait (at least twice a second)."""
+    waiting, running, tries = deque(enumerate(items)), {}, Counter()  # type: ignore[var-annotated]
+    while waiting or running:
+        while waiting and len(running) < pool.slots:
+            index, item = waiting.popleft()
+            tries[index] += 1
+            running[submit(item)] = (index, item)
+        done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+        if tick is not None:
+            tick()
+        if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+            done = set(running)  # a worker died: every job in flight is lost with the pool
+            wait(done)
+            pool.restart()
+        for future in done:
+            index, item = running.pop(future)
+            result, error, retry = outcome(future)
+            if result is not None:
+                land(item, result)
+            elif retry and tries[index] <= retries:
+                waiting.appendleft((index, item))
+            else:
+                fail(item, error)
 
 
 # --- the local pool ------------------------------------------------------------------------------------------

@@ -16,8 +16,7 @@ import dataclasses
 import itertools
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from ..motion.flow import CUT_RELIABLE, reliable
 from ..motion.frames import Frames, open_frames
 from ..settings import VIDEO_MODES, ScaleSettings, VideoSettings, make
 from ..threads import free_cores
-from .scale import LocalPool, RayPool, failure, files_in, materialize, swap
+from .scale import LocalPool, RayPool, drive, failure, files_in, materialize, swap
 
 WARMUP = 4  # frames each chunk runs before its range and throws away
 CUT_WINDOW = 8  # how far a scene cut may move a boundary from the even split
@@ -162,27 +161,20 @@ def _files(s: VideoSettings, ms: Any) -> list[str]:
 
 def _drive(pool: LocalPool | RayPool, todo: list[Chunk], base: dict[str, Any], work: Path, retries: int) -> None:
     """Every chunk once (and again after a failure, ``retries`` times); frames sent back are saved in ``work``."""
-    waiting, running, tries = list(todo), {}, dict.fromkeys(todo, 0)  # type: ignore[var-annotated]
-    while waiting or running:
-        while waiting and len(running) < pool.slots:
-            chunk = waiting.pop(0)
-            tries[chunk] += 1
-            spec = {**base, "chunk": (chunk.start, chunk.end, chunk.warmup)}
-            running[pool.submit(run_chunk, spec, base["files"])] = chunk
-        done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
-        if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
-            done = set(running)
-            wait(done)
-            pool.restart()
-        for future in done:
-            chunk = running.pop(future)
-            exc = future.exception()
-            result = {"error": f"its worker died ({type(exc).__name__})", "retry": True} if exc else future.result()
-            if "error" not in result:
-                for index, png in (result["frames"] if isinstance(result["frames"], dict) else {}).items():
-                    with atomic_path(work / f"{int(index):06d}.png") as tmp, open(tmp, "wb") as f:
-                        f.write(png)
-            elif result.get("retry") and tries[chunk] <= retries:
-                waiting.insert(0, chunk)
-            else:
-                raise RunError(f"frames {chunk.start + 1}-{chunk.end} failed: {result['error']}")
+    def submit(chunk: Chunk) -> Future:
+        return pool.submit(run_chunk, {**base, "chunk": (chunk.start, chunk.end, chunk.warmup)}, base["files"])
+
+    def outcome(future: Future) -> tuple[Any, Any, bool]:
+        exc = future.exception()
+        result = {"error": f"its worker died ({type(exc).__name__})", "retry": True} if exc else future.result()
+        return (None, result["error"], bool(result.get("retry"))) if "error" in result else (result, None, False)
+
+    def land(chunk: Chunk, result: dict[str, Any]) -> None:
+        for index, png in (result["frames"] if isinstance(result["frames"], dict) else {}).items():
+            with atomic_path(work / f"{int(index):06d}.png") as tmp, open(tmp, "wb") as f:
+                f.write(png)
+
+    def fail(chunk: Chunk, error: str) -> None:
+        raise RunError(f"frames {chunk.start + 1}-{chunk.end} failed: {error}")
+
+    drive(pool, todo, submit, outcome, land, fail, retries)
