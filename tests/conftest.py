@@ -49,6 +49,13 @@ def small(array: np.ndarray, size: int = SMALL) -> Image.Image:
     return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
 
 
+def astronaut(size: int = 160) -> np.ndarray:
+    """scikit-image's astronaut, size x size: the video tests pan a camera across it."""
+    from skimage import data
+
+    return np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.Resampling.LANCZOS))
+
+
 def stripes(size: int = SMALL) -> Image.Image:
     """A colourful synthetic style: red vertical, green diagonal and blue horizontal stripes."""
     y, x = np.mgrid[0:size, 0:size]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import dreamstyle
-from conftest import ctrl_c_at_step
+from conftest import astronaut, ctrl_c_at_step
 from dreamstyle.errors import UserError
 from dreamstyle.fastnet import bundled_styles
 from dreamstyle.motion.flow import flow, reliable, warp, warping_error
@@ -22,24 +22,18 @@ from dreamstyle.motion.frames import read_frames
 pytestmark = pytest.mark.skipif(not bundled_styles(), reason="the video tests use a bundled style")
 
 
-def photo(size: int = 160) -> np.ndarray:
-    from skimage import data
-
-    return np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.Resampling.LANCZOS))
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     """A folder of 10 numbered 96 x 96 frames: a camera panning 2 px a frame across the astronaut."""
     folder = tmp_path_factory.mktemp("clip")
-    big = photo(160)
+    big = astronaut(160)
     for i in range(10):
         Image.fromarray(big[30:126, 20 + 2 * i:116 + 2 * i]).save(folder / f"{i:04d}.png")
     return folder
 
 
 def test_flow_warps_a_shifted_frame_back():
-    a = photo(128)
+    a = astronaut(128)
     b = np.roll(a, 3, axis=1)  # everything moved 3 px to the right
     back = flow(a, b)
     inside = (slice(8, -8), slice(8, -8))
@@ -50,7 +44,7 @@ def test_flow_warps_a_shifted_frame_back():
 
 
 def test_the_consistency_mask_marks_occluded_pixels():
-    a = photo(128)
+    a = astronaut(128)
     b = np.roll(a, 3, axis=1).copy()
     rng = np.random.default_rng(0)
     b[40:80, 40:80] = rng.integers(0, 256, (40, 40, 3))  # something new covers this square in b

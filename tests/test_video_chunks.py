@@ -9,18 +9,13 @@ import pytest
 from PIL import Image
 
 import dreamstyle
+from conftest import astronaut
 from dreamstyle.fastnet import bundled_styles
 from dreamstyle.motion.flow import warping_error
 from dreamstyle.motion.frames import open_frames, read_frames
 from dreamstyle.tasks.video_chunks import WARMUP, plan_chunks
 
 pytestmark = pytest.mark.skipif(not bundled_styles(), reason="the video tests use a bundled style")
-
-
-def astronaut(size: int = 160) -> np.ndarray:
-    from skimage import data
-
-    return np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.Resampling.LANCZOS))
 
 
 @pytest.fixture(scope="module")
