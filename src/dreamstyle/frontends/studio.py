@@ -347,7 +347,7 @@ class Studio:
         PNG with the settings embedded, as apply writes them) and how long the frame waited for the frames of
         other pages (one line for all)."""
         from .. import api
-        from ..images import array_from_image, image_from_array
+        from ..images import PARAMS_KEY, array_from_image, header, image_from_array, write_png
 
         ref = self.model(model, {})
         image = self.decode_image(frame, "the frame")
@@ -367,13 +367,9 @@ class Studio:
             self.stylers.move_to_end(ref)
             out = styler(array_from_image(image))
         buf = io.BytesIO()
-        if snapshot:
-            from PIL.PngImagePlugin import PngInfo
-
-            info = PngInfo()
-            info.add_text("dreamstyle", json.dumps({"command": "apply", "content": "camera.png", "model": model.lower(),
-                                                    "size": size}, sort_keys=True))
-            image_from_array(out).save(buf, format="PNG", pnginfo=info)
+        if snapshot:  # with its parameters, as every output carries them
+            params = header("apply", content="camera.png", model=model.lower(), size=size)
+            write_png(image_from_array(out), buf, {PARAMS_KEY: json.dumps(params, sort_keys=True)})
         else:
             image_from_array(out).save(buf, format="JPEG", quality=85)
         return buf.getvalue(), waited
