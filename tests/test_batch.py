@@ -19,7 +19,7 @@ from dreamstyle.errors import UserError
 from dreamstyle.events import Interrupted
 from dreamstyle.images import read_params
 from dreamstyle.tasks.batch import MANIFEST
-from dreamstyle.tasks.scale import run_job
+from dreamstyle.tasks.scale import drive, run_job
 
 # tiny stylize jobs: 32 px, 3 steps on one level, explicit taps (as test_stylize's runs)
 FAST = dict(size=32, iterations=3, pyramid=False, seed=0, style_layers=["stem", "blocks.1"],
@@ -140,6 +140,32 @@ def test_a_folder_named_relative_to_the_working_folder(photos, tmp_path, cli):
                    "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["photo0.png", "photo1.png"]
+
+
+def test_a_pool_that_broke_between_two_looks_is_restarted_not_fatal():
+    """A worker can die after the driver's last look and before its next submit, which then raises
+    BrokenProcessPool at once: the driver restarts the pool and the job runs on the new one, not yet charged."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Pool:
+        slots, restarts, broken = 1, 0, True
+
+        def restart(self) -> None:
+            self.restarts, self.broken = self.restarts + 1, False
+
+    pool, landed, failed = Pool(), [], []
+
+    def submit(item: str) -> Future:
+        if pool.broken:
+            raise BrokenProcessPool("a child process terminated abruptly")
+        future: Future = Future()
+        future.set_result(item.upper())
+        return future
+
+    drive(pool, ["a", "b"], submit, lambda f: (f.result(), None, False), lambda item, result: landed.append(result),
+          lambda item, error: failed.append(item), retries=0)
+    assert (landed, failed, pool.restarts) == (["A", "B"], [], 1)
 
 
 def test_cancel_stops_cleanly_and_a_rerun_finishes(photos, tmp_path):

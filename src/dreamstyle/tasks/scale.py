@@ -135,14 +135,21 @@ def drive(pool: LocalPool | RayPool, items: Sequence[Any], submit: Callable[[Any
     ``tick()`` runs after every wait (at least twice a second)."""
     waiting, running, tries = deque(enumerate(items)), {}, Counter()  # type: ignore[var-annotated]
     while waiting or running:
+        broken = False
         while waiting and len(running) < pool.slots:
             index, item = waiting.popleft()
+            try:
+                future = submit(item)
+            except BrokenProcessPool:  # a worker died since the last look: this one waits for the new pool
+                waiting.appendleft((index, item))
+                broken = True
+                break
             tries[index] += 1
-            running[submit(item)] = (index, item)
+            running[future] = (index, item)
         done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
         if tick is not None:
             tick()
-        if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+        if broken or any(isinstance(f.exception(), BrokenProcessPool) for f in done):
             done = set(running)  # a worker died: every job in flight is lost with the pool
             wait(done)
             pool.restart()
