@@ -13,14 +13,19 @@ for timing.
         [--schedules default 128:1.5:180] [--baseline-precision fp32] [--out FILE]
 
 Single scale runs at ``--baseline-precision`` (fp32: the plain baseline); the pyramids at the default
-precision, which on an AMX Xeon the calibration sets to bf16 for VGG-19.
+precision, which on an AMX Xeon the calibration sets to bf16 for VGG-19. The baseline computes its Gram
+matrices the plain way, autograd through ``f @ f.T`` (as ``naive_gatys.py`` and the PyTorch tutorial do),
+not with dreamstyle's one-matmul Gram. Each run's returned 8-bit image is also scored with the fp32
+objective (``fp32_loss``), so a bf16 run's own loss figures can be checked against the baseline's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,37 @@ ROOT = harness.REPO
 def pair() -> tuple[Path, Path]:
     content, style, _ = harness.shared_pair()
     return content, style
+
+
+@contextlib.contextmanager
+def plain_gram() -> Iterator[None]:
+    """Inside: the style statistics' ``f @ f.T`` through plain autograd (two matmuls back, a transposed
+    gradient), as a plain implementation has it."""
+    from dreamstyle.objectives import style
+
+    fast = style.second_moment
+    style.second_moment = lambda f: f @ f.transpose(1, 2)
+    try:
+        yield
+    finally:
+        style.second_moment = fast
+
+
+def fp32_loss(image: Any, model: str, weights: str | None) -> float:
+    """The fp32 objective at 512 px (the baseline's) of a returned 8-bit image."""
+    from dreamstyle.api import make
+    from dreamstyle.events import Run
+    from dreamstyle.images import to_tensor
+    from dreamstyle.settings import StylizeSettings
+    from dreamstyle.tasks import stylize as task
+
+    torch.manual_seed(0)  # the same random weights as the runs' networks (cached per precision)
+    p = task.prepare(*pair(), make(StylizeSettings, dict(model=model, weights=weights, size=512,
+                                                          precision="fp32")))
+    level = task._Pyramid(p, p.content, Run("stylize", 0), None, [], {}, {}).bind(512)
+    x = to_tensor(image).to(level.content.device)
+    with torch.no_grad():
+        return round(float(level.objective(p.extractor(x), x)[0]), 4)
 
 
 def timed(schedule: str | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -59,9 +95,11 @@ def timed(schedule: str | None = None, **kwargs: Any) -> dict[str, Any]:
     finally:
         defaults.clear()
         defaults.update(saved)
+    seconds = round(time.perf_counter() - begin, 1)
     info = image.info["dreamstyle"]
-    return {"schedule": schedule or "single scale", "steps": info["iterations"],
-            "seconds": round(time.perf_counter() - begin, 1), "final_loss": round(info["final_loss"], 4),
+    return {"schedule": schedule or "single scale", "steps": info["iterations"], "seconds": seconds,
+            "final_loss": round(info["final_loss"], 4), "fp32_loss": fp32_loss(image, kwargs["model"],
+                                                                               kwargs.get("weights")),
             "curve": curve}
 
 
@@ -89,12 +127,14 @@ def main() -> None:
         base = args.baseline_precision
         for precision in ("auto", base):  # warm-up: build and cache the network at each precision, with the
             torch.manual_seed(0)          # same random weights (a network is cached per precision)
-            timed(model=model, weights=weights, pyramid=False, iterations=1, precision=precision)
+            with plain_gram() if precision == base else contextlib.nullcontext():
+                timed(model=model, weights=weights, pyramid=False, iterations=1, precision=precision)
         runs = [timed(schedule, model=model, weights=weights) for schedule in args.schedules]
         for run in runs:
             harness.log(json.dumps({k: v for k, v in run.items() if k != "curve"}))
-        single = timed(model=model, weights=weights, pyramid=False, init="content", iterations=args.single_steps,
-                       precision=base)
+        with plain_gram():
+            single = timed(model=model, weights=weights, pyramid=False, init="content",
+                           iterations=args.single_steps, precision=base)
         single["precision"] = base
         for run in runs:
             reached = reach(single, run["final_loss"])
@@ -113,13 +153,14 @@ def main() -> None:
         result["note"] = note
     harness.write_results(args.out, result)
     print(f"| network | single scale, {args.single_steps} steps | pyramid | time ratio | loss ratio | "
-          "speed-up at equal loss |")
-    print("|---|---|---|---|---|---|")
+          "speed-up at equal loss | fp32 losses of the 8-bit results (single, pyramid) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         p = r["pyramid"]
         print(f"| {r['model']} ({r['weights']}) | {r['single']['seconds']} s, loss {r['single']['final_loss']} | "
               f"{p['schedule']}, {p['steps']} steps: {p['seconds']} s, loss {p['final_loss']} | "
-              f"{r['time_ratio']} | {r['loss_ratio']} | {r['speedup_at_equal_loss']} |")
+              f"{r['time_ratio']} | {r['loss_ratio']} | {r['speedup_at_equal_loss']} | "
+              f"{r['single']['fp32_loss']}, {p['fp32_loss']} |")
 
 
 def get_offline(model: str) -> bool:

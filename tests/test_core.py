@@ -307,6 +307,39 @@ def test_a_batch_of_two_gives_the_mean_of_two_single_losses(make):
     assert float(one) != pytest.approx(float(two))  # the two items really differ
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("kind", ["gram", "meancov", "meanstd"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_style_statistics_and_their_gradients_match_plain_autograd(channels_last, kind, masked):
+    """The one-matmul Gram (objectives.style._Gram) gives the values and gradients that autograd through
+    ``(f * w) @ f.T`` gives, for batches, masks and either memory layout, and keeps the layout of the
+    feature map in its gradient (a transposed gradient costs a copy per tap and step)."""
+    from dreamstyle.objectives import style as style_module
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    feat = torch.randn(2, 5, 6, 7, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_(True)
+    mask = torch.rand(2, 1, 6, 7, dtype=torch.float64) if masked else None
+    stat = style_module._statistic(kind, feat, mask)
+    f = feat.reshape(2, 5, -1)
+    w = (torch.full((1, 1, 42), 1 / 42, dtype=torch.float64) if mask is None
+         else (mask.reshape(2, 1, -1) / (mask.reshape(2, 1, -1).sum(dim=2, keepdim=True) + style_module.EPS)))
+    plain_second = (f * w) @ f.transpose(1, 2)
+    plain_mean = (f * w).sum(dim=2)
+    plain_cov = plain_second - plain_mean[:, :, None] * plain_mean[:, None, :]
+    plain = {"gram": {"gram": plain_second}, "meancov": {"mean": plain_mean, "cov": plain_cov},
+             "meanstd": {"mean": plain_mean,
+                         "std": plain_cov.diagonal(dim1=1, dim2=2).clamp_min(0).add(style_module.EPS).sqrt()}}[kind]
+    for key in plain:
+        assert torch.allclose(stat[key], plain[key], atol=1e-12)
+    probe = {k: torch.randn_like(v) for k, v in stat.items()}
+    got = torch.autograd.grad(sum((stat[k] * probe[k]).sum() for k in plain), feat)[0]
+    want = torch.autograd.grad(sum((plain[k] * probe[k]).sum() for k in plain), feat)[0]
+    assert torch.allclose(got, want, atol=1e-10)
+    assert got.is_contiguous(memory_format=fmt)
+    assert torch.autograd.gradcheck(style_module.second_moment, (f.detach().clone().requires_grad_(True),))
+
+
 # --- the layout ----------------------------------------------------------------------------------------
 
 def test_the_folders_tell_the_architecture():
