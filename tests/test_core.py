@@ -586,6 +586,33 @@ def test_the_calibration_really_measures_and_caches(calibration):
     assert choice == entry["choice"] in ("fp32", "bf16") and extractor.precision == "fp32"
     assert entry["fp32"]["seconds"] > 0 and entry["bf16"]["seconds"] > 0
     assert entry["bf16"]["loss"] == pytest.approx(entry["fp32"]["loss"], rel=0.1)  # bf16 computes the same loss
+    # an answer cached by an earlier way of measuring (which favoured bf16) is measured again
+    path = calibration.cache_path()
+    data = __import__("json").loads(path.read_text())
+    key = next(iter(data))
+    data[key] = {"choice": "bf16" if choice == "fp32" else "fp32", "fp32": entry["fp32"], "bf16": entry["bf16"]}
+    path.write_text(__import__("json").dumps(data))
+    redone = calibration.cpu_precision("squeezenet1_1", "random", lambda: extractor)
+    again = __import__("json").loads(path.read_text())[key]
+    assert again["method"] == calibration.METHOD and again["choice"] == redone and "measured" in again
+
+
+def test_the_calibration_alternates_the_precisions_so_neither_pays_the_start_up(calibration, monkeypatch):
+    """A run that is slow for its first few calls (start-up costs), whatever the precision, must not make
+    the precision measured first look slower: both are warmed up, then timed in alternation."""
+    clock = {"now": 0.0}
+    calls: list[str] = []
+
+    def run(precision: str) -> float:
+        calls.append(precision)
+        clock["now"] += 5.0 if len(calls) <= 3 else 1.0  # the first three calls are slow, then all equal
+        return 1.0
+
+    monkeypatch.setattr(calibration.time, "perf_counter", lambda: clock["now"])
+    measured = calibration.measure(run)
+    assert calls[:2] == ["fp32", "bf16"] and calls[2:] == ["fp32", "bf16"] * calibration.REPEATS
+    assert measured["fp32"]["seconds"] == measured["bf16"]["seconds"] == 1.0
+    assert calibration.choose(measured) == "fp32"  # equal times: bf16 is not clearly faster
 
 
 @pytest.mark.parametrize("heading, classes", [("## Stylize", [S.StylizeSettings]),
