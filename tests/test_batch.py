@@ -168,6 +168,19 @@ def test_a_pool_that_broke_between_two_looks_is_restarted_not_fatal():
     assert (landed, failed, pool.restarts) == (["A", "B"], [], 1)
 
 
+def test_a_local_worker_builds_optimizers_without_importing_dynamo():
+    """As in the command, a pool worker's L-BFGS does not import torch._dynamo (1.1-1.4 s a worker)."""
+    from dreamstyle.tasks.scale import LocalPool
+
+    probe = ("(__import__('torch').optim.LBFGS([__import__('torch').zeros(1, requires_grad=True)]).zero_grad(), "
+             "'torch' in __import__('sys').modules, 'torch._dynamo' in __import__('sys').modules)[1:]")
+    pool = LocalPool(1, 1)
+    try:
+        assert pool.executor.submit(eval, probe).result(timeout=120) == (True, False)
+    finally:
+        pool.close()
+
+
 def test_cancel_stops_cleanly_and_a_rerun_finishes(photos, tmp_path):
     folder, _ = photos
     token = dreamstyle.CancelToken()

@@ -50,8 +50,10 @@ def defer_dynamo() -> None:
 
     ``Optimizer.add_param_group`` and ``zero_grad`` are wrapped so that torch.compile skips them, and
     that wrapper imports torch._dynamo (about 1.4 s) on first use, which the default L-BFGS run never
-    needs. Marking them as already handled skips the import. Only the ``dreamstyle`` command does
-    this, never the library: a program that compiles its own optimizer code keeps torch as it is."""
+    needs. Marking them as already handled skips the import. Only dreamstyle's own processes do this
+    (the ``dreamstyle`` command and its local pool's workers), never the library inside someone else's
+    program (nor a Ray worker, which may run other code): a program that compiles its own optimizer code
+    keeps torch as it is."""
     import sys
 
     if "torch._dynamo" in sys.modules:
