@@ -292,6 +292,31 @@ def test_an_unreachable_ray_address_is_one_line(photos, tmp_path, cli):
     assert "cannot reach the Ray cluster at '127.0.0.1:9'" in line and "ray start --head" in line
 
 
+def test_a_cluster_that_wants_its_token_says_how_to_give_it():
+    """Ray 2.59+ starts clusters with token authentication; a driver without the token is refused by Ray with an
+    AuthenticationError under a ConnectionError, which must not read as 'start a cluster'."""
+    from dreamstyle.tasks.scale import connect
+
+    class AuthenticationError(RuntimeError):
+        pass
+
+    class Ray:
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @staticmethod
+        def init(**kwargs: object) -> None:
+            try:
+                raise AuthenticationError("RPC error: InvalidAuthToken: Authentication token is missing")
+            except AuthenticationError as cause:
+                raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from cause
+
+    with pytest.raises(UserError, match="asks for its token: set RAY_AUTH_MODE=token") as error:
+        connect(Ray, "auto")
+    assert "\n" not in str(error.value) and "ray get-auth-token" in str(error.value)
+
+
 def test_an_address_that_answers_but_not_as_ray_is_one_line(photos, tmp_path, cli):
     """A web server on the port (a wrong port given): refused at once, not after Ray's minutes of retries."""
     import http.server

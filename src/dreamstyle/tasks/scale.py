@@ -297,9 +297,23 @@ def connect(ray: Any, address: str) -> bool:
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        if _wants_token(exc):  # Ray 2.59+ clusters started with `ray start` use token authentication
+            raise UserError(f"the Ray cluster at '{address}' asks for its token: set RAY_AUTH_MODE=token here, "
+                            "with the token in RAY_AUTH_TOKEN or ~/.ray/auth_token (`ray get-auth-token` on the "
+                            "head node prints it)") from None
         raise UserError(f"cannot connect to the Ray cluster at '{address}' ({_first_line(exc)}); start one with "
                         "`ray start --head`, or give its address") from None
     return True
+
+
+def _wants_token(exc: BaseException | None) -> bool:
+    """Whether Ray refused the connection for a missing or wrong token (anywhere in the exception's chain)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if type(exc).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def check_reachable(address: str) -> None:
