@@ -111,6 +111,21 @@ def test_the_palette_loss_sees_two_far_apart_colours_that_one_mean_and_covarianc
     assert float(loss({}, wash)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_the_palette_loss_sorts_a_sample_of_a_large_pictures_pixels_without_losing_its_colours() -> None:
+    """A training crop's colours are sorted from every k-th pixel (objectives.palette.MAX_PIXELS); k is odd, so
+    a picture striped column by column still shows both of its colours."""
+    from dreamstyle.objectives import PaletteLoss
+    from dreamstyle.objectives.palette import MAX_PIXELS
+
+    stripes = torch.empty(1, 3, 256, 256)
+    stripes[..., 0::2] = torch.tensor([0.1, 0.2, 0.45])[:, None, None]
+    stripes[..., 1::2] = torch.tensor([0.9, 0.85, 0.7])[:, None, None]
+    assert stripes[0, 0].numel() > MAX_PIXELS
+    loss = PaletteLoss(stripes)
+    assert float(loss({}, stripes)) < 0.01
+    assert float(loss({}, stripes.mean(dim=(2, 3), keepdim=True).expand_as(stripes))) > 0.5
+
+
 def test_every_optimization_loop_stops_on_a_non_finite_loss_in_one_line() -> None:
     """Image optimization, Deep Dream's ascent, explore and training run on one loop, guarded by check_finite."""
     import math
